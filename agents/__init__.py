@@ -1,0 +1,1 @@
+"""Agents built on reflect's spiking networks (installed as ``reflect.agents``)."""

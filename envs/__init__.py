@@ -1,0 +1,1 @@
+"""Gymnasium environment helpers (installed as ``reflect.envs``)."""

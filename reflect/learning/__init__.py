@@ -1,0 +1,1 @@
+"""Learning rules on top of the eligibility traces (the REFLECT three-factor learner)."""

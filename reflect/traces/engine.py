@@ -1,0 +1,283 @@
+"""The online gradient engine: forward, eligibility traces and same-step gradients of a network.
+
+:class:`TraceEngine` runs a :class:`~reflect.spiking.network.SpikingNetwork` one step at a time for
+``B`` environment streams with preallocated buffers and hand-derived Jacobians (no autograd), and
+turns a learning signal ``dL_t/do_t`` (the gradient of a scalar loss at step ``t`` with respect to the
+readout output ``o_t``) into gradients for **every** trainable parameter::
+
+    engine = TraceEngine(net, batch_size=1, algorithm="pp-prop")
+    out = engine.step(obs)                   # [B, out_features]; state and traces advance
+    grads = engine.gradients(dloss_dout)     # {parameter name: gradient}, summed over streams
+
+Memory is constant in the length of the lifetime. Exactness: with ``d-rtrl``, the gradients summed over
+``T`` steps equal backprop through time for one non-recurrent layer under a linear readout (a leaky
+readout's own weights are exact too); ``pp-prop`` equals it at ``T = 1``, and at every ``T`` for LIF
+layers with a detached reset, one ``beta`` per layer, ``alpha_x = beta`` and ``alpha_f = 0`` (the
+defaults). Deeper stacks and recurrent weights get same-step spatial credit (an approximation).
+
+Readout (``decay`` d, presynaptic ``z = [s_L, 1]``)::
+
+    o_t = d o_{t-1} + (1 - d) z_t @ packed_o,   eps_o <- d eps_o + (1 - d) z_t,   grad = eps_o^T @ dL/do_t
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from reflect.spiking.layers import LeakyReadout, PackedLinear
+from reflect.spiking.network import NetworkState, SpikingNetwork
+from reflect.spiking.neurons import ALIFState, LIFState
+from reflect.traces.layer_traces import ALGORITHMS, LayerTraces
+
+
+class _ReadoutTraces:
+    """Buffers and per-step math of the leaky-integrator readout."""
+
+    def __init__(self, readout: LeakyReadout, z: Tensor) -> None:
+        self.readout, self.z = readout, z
+        batch = z.shape[0]
+        self.packed = readout.packed
+        self.weight_t = readout.packed[: readout.in_features].t()
+        self.decay = readout.decay
+        self.y = z.new_zeros(batch, readout.out_features)
+        self.o = z.new_zeros(batch, readout.out_features)
+        self.eps = z.new_zeros(z.shape) if self.decay > 0.0 else z
+        self.eps_t = self.eps.t()
+        self.input_signal = z.new_zeros(batch, readout.in_features)
+
+    def forward(self) -> Tensor:
+        torch.mm(self.z, self.packed, out=self.y)
+        if self.decay == 0.0:
+            return self.y
+        self.o.lerp_(self.y, 1.0 - self.decay)
+        self.eps.mul_(self.decay).add_(self.z, alpha=1.0 - self.decay)
+        return self.o
+
+    def backward(self, signal: Tensor, grad: Tensor, decay: float) -> Tensor:
+        grad.addmm_(self.eps_t, signal, beta=decay)
+        out = torch.mm(signal, self.weight_t, out=self.input_signal)
+        if self.decay > 0.0:
+            out.mul_(1.0 - self.decay)
+        return out
+
+    def state_tensors(self) -> list[Tensor]:
+        return [self.o, self.eps] if self.decay > 0.0 else []
+
+
+class TraceEngine:
+    """Online forward + eligibility traces + same-step gradients for a spiking network.
+
+    Args:
+        network: the network. Its parameters are read in place every step, so updates to them
+            (``p.add_(...)``, an optimizer step) take effect at the next step. Build the engine after
+            any ``.to(dtype)``.
+        batch_size: number of independent streams ``B`` (one lifetime each).
+        algorithm: ``"pp-prop"`` (default, ``O(I + H)`` trace memory per layer and stream) or
+            ``"d-rtrl"`` (exact per-synapse traces, ``O(I * H)``).
+        alpha_x: pp-prop input-trace decay; ``None`` uses each layer's (mean) membrane decay.
+        alpha_f: pp-prop output-trace decay; with 0 the output trace is just ``D_f``.
+
+    ``step`` returns a view of an internal buffer that the next ``step`` overwrites.
+    """
+
+    def __init__(
+        self,
+        network: SpikingNetwork,
+        batch_size: int = 1,
+        *,
+        algorithm: str = "pp-prop",
+        alpha_x: float | None = None,
+        alpha_f: float = 0.0,
+    ) -> None:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown trace algorithm {algorithm!r}: choose one of {', '.join(ALGORITHMS)}")
+        if not 0.0 <= alpha_f < 1.0:
+            raise ValueError(f"alpha_f must be in [0, 1), got {alpha_f}")
+        if alpha_x is not None and not 0.0 <= alpha_x < 1.0:
+            raise ValueError(f"alpha_x must be in [0, 1) or None, got {alpha_x}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        modules: list[PackedLinear] = [*network.layers, network.readout]
+        for module in modules:
+            if not module.packed_is_bound():
+                raise ValueError(
+                    "a layer's weight/bias no longer share its packed storage (was .data reassigned?); "
+                    "rebuild the network or call .to() on it before creating the engine"
+                )
+        self.network, self.batch_size, self.algorithm = network, batch_size, algorithm
+        self.alpha_f = float(alpha_f)
+        ref = network.readout.packed
+        # presynaptic buffers z_l = [x, (s_prev), 1]; layer l writes its spikes into z_{l+1}[:, :H_l]
+        buffers = [ref.new_zeros(batch_size, m.packed.shape[0]) for m in modules]
+        for z in buffers:
+            z[:, -1] = 1.0
+        self.input = buffers[0][:, : network.encoder.out_features]
+        self.layers = [
+            LayerTraces(
+                layer, buffers[i], buffers[i + 1][:, : layer.out_features], algorithm=algorithm,
+                alpha_x=alpha_x, alpha_f=alpha_f, needs_input_signal=i > 0,
+            )
+            for i, layer in enumerate(network.layers)
+        ]
+        self.readout = _ReadoutTraces(network.readout, buffers[-1])
+        self.correction = ref.new_zeros(batch_size, 1)  # c_t = 1 - alpha_f^(n+1), per stream
+        self.inv_correction = ref.new_ones(batch_size, 1)
+        self._keep = ref.new_ones(batch_size, 1)
+        self._names = self._gradient_names()
+        self._bound_grads: Sequence[Tensor] | None = None
+        self._slots: list[dict[str, Tensor]] = []
+
+    # ---------------------------------------------------------------------------- stepping
+    def step(self, obs: Tensor) -> Tensor:
+        """Advance one step on observations ``[B, in_features]``; returns the readout ``[B, out]``."""
+        encoded = self.network.encoder(obs)
+        if encoded.shape != self.input.shape:
+            raise ValueError(
+                f"expected observations of shape {(self.batch_size, self.network.in_features)}, "
+                f"got {tuple(obs.shape)}"
+            )
+        self.input.copy_(encoded.detach() if encoded.requires_grad else encoded)
+        inv_c = None
+        if self.alpha_f > 0.0:
+            self.correction.mul_(self.alpha_f).add_(1.0 - self.alpha_f)
+            inv_c = torch.reciprocal(self.correction, out=self.inv_correction)
+        for layer in self.layers:
+            layer.forward(inv_c)
+        return self.readout.forward()
+
+    def backward(self, signal: Tensor, grads: Sequence[Tensor], decay: float = 0.0) -> None:
+        """Accumulate ``grads[k] <- decay * grads[k] + g_k`` from ``signal = dL_t/do_t`` (``[B, out]``).
+
+        ``signal`` must not require grad (detach it); the engine never records autograd history.
+
+        ``grads`` is laid out as :meth:`zeros_like_gradients` (one tensor per packed layer, then the
+        learnable ``beta``/``theta`` of each layer, then the readout). ``decay = 0`` overwrites.
+        """
+        if grads is not self._bound_grads:
+            self._bind_slots(grads)
+        inv_c = self.inv_correction if self.alpha_f > 0.0 else None
+        upstream: Tensor | None = self.readout.backward(signal, grads[-1], decay)
+        for layer, slot in zip(reversed(self.layers), reversed(self._slots), strict=True):
+            assert upstream is not None
+            upstream = layer.backward(upstream, slot, decay, inv_c)
+
+    def zeros_like_gradients(self) -> list[Tensor]:
+        """Fresh zero gradient buffers in the layout :meth:`backward` expects."""
+        grads = [t.new_zeros(t.shape) for t in self._parameter_tensors()]
+        self._bind_slots(grads)
+        return grads
+
+    def gradients(self, signal: Tensor) -> dict[str, Tensor]:
+        """Gradients of this step's loss, ``{name: tensor}`` for ``network.named_parameters()``."""
+        grads = self.zeros_like_gradients()
+        self.backward(signal, grads)
+        return self.by_name(grads)
+
+    def by_name(self, grads: Sequence[Tensor]) -> dict[str, Tensor]:
+        """Views of ``grads`` keyed like ``network.named_parameters()`` (weight, bias, beta, ...)."""
+        views: dict[str, Tensor] = {}
+        for name, (index, start, stop) in self._names.items():
+            g = grads[index]
+            views[name] = g if start is None else (g[start] if stop is None else g[start:stop])
+        return views
+
+    def reset(self, episode_start: Tensor | np.ndarray | Sequence[bool]) -> None:
+        """Zero network state and every trace of the streams where ``episode_start`` is true."""
+        mask = torch.as_tensor(np.asarray(episode_start, dtype=bool)).view(-1, 1)
+        if mask.shape[0] != self.batch_size:
+            raise ValueError(f"episode_start has {mask.shape[0]} entries, expected {self.batch_size}")
+        if not bool(mask.any()):
+            return
+        keep = self._keep.copy_(~mask)
+        for layer in self.layers:
+            layer.reset_streams(keep)
+        for t in self.readout.state_tensors():
+            t.mul_(keep)
+        self.correction.mul_(keep)
+
+    # -------------------------------------------------------------------------- inspection
+    @property
+    def spikes(self) -> list[Tensor]:
+        """Views of each layer's spikes of the last step, ``[B, H_l]``."""
+        return [layer.s for layer in self.layers]
+
+    def network_state(self) -> NetworkState:
+        """A copy of the network state in the layout of :meth:`SpikingNetwork.forward`."""
+        states: list[LIFState | ALIFState] = []
+        for layer in self.layers:
+            if layer.adaptive:
+                states.append(ALIFState(layer.v.clone(), layer.a.clone(), layer.s.clone()))
+            else:
+                states.append(LIFState(layer.v.clone(), layer.s.clone()))
+        readout = self.readout.o.clone() if self.readout.decay > 0.0 else self.readout.y.clone()
+        return NetworkState(tuple(states), readout)
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        """Every buffer that carries information forward (state, traces), by a stable name."""
+        tensors: dict[str, Tensor] = {"correction": self.correction}
+        for i, layer in enumerate(self.layers):
+            for j, t in enumerate(layer.state_tensors()):
+                tensors[f"layers.{i}.{j}"] = t
+        for j, t in enumerate(self.readout.state_tensors()):
+            tensors[f"readout.{j}"] = t
+        return tensors
+
+    def trace_bytes(self) -> int:
+        """Bytes held in state and traces (constant in the number of steps)."""
+        return sum(t.numel() * t.element_size() for t in self.state_tensors().values())
+
+    # ----------------------------------------------------------------------------- layout
+    def _parameter_tensors(self) -> list[Tensor]:
+        tensors = [layer.packed for layer in self.layers]
+        for layer in self.layers:
+            if layer.learn_beta:
+                tensors.append(layer.beta)
+            if layer.learn_theta:
+                tensors.append(layer.theta)
+        tensors.append(self.readout.packed)
+        return tensors
+
+    def parameters(self) -> list[Tensor]:
+        """Detached aliases of the trainable tensors, in the gradient layout (update them in place)."""
+        return self._parameter_tensors()
+
+    def _bind_slots(self, grads: Sequence[Tensor]) -> None:
+        n = len(self.layers)
+        slots: list[dict[str, Tensor]] = [{"packed": grads[i]} for i in range(n)]
+        index = n
+        for i, layer in enumerate(self.layers):
+            if layer.learn_beta:
+                slots[i]["beta"] = grads[index]
+                index += 1
+            if layer.learn_theta:
+                slots[i]["theta"] = grads[index]
+                index += 1
+        self._slots = slots
+        self._bound_grads = grads
+
+    def _gradient_names(self) -> dict[str, tuple[int, int | None, int | None]]:
+        names: dict[str, tuple[int, int | None, int | None]] = {}
+        n = len(self.layers)
+
+        def packed_names(prefix: str, module: PackedLinear, index: int) -> None:
+            rows = module.in_features
+            names[f"{prefix}.weight"] = (index, 0, rows)
+            if module.recurrent:
+                names[f"{prefix}.recurrent_weight"] = (index, rows, rows + module.out_features)
+                rows += module.out_features
+            names[f"{prefix}.bias"] = (index, rows, None)
+
+        for i, layer in enumerate(self.layers):
+            packed_names(f"layers.{i}", layer.layer, i)
+        index = n
+        for i, layer in enumerate(self.layers):
+            for flag, name in ((layer.learn_beta, "beta"), (layer.learn_theta, "theta")):
+                if flag:
+                    names[f"layers.{i}.{name}"] = (index, None, None)
+                    index += 1
+        packed_names("readout", self.network.readout, index)
+        return names
