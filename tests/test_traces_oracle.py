@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from oracle import bptt_gradients, make_problem, online_gradients, relative_error
+from oracle import make_problem
+
+from reflect.traces.oracle import bptt_gradients, online_gradients, relative_error
 
 NEURON_CASES = [
     pytest.param({}, id="lif"),

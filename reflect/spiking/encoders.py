@@ -25,7 +25,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
 
-    def seed(self, seed: int) -> None:  # noqa: B027 - deterministic encoders need no seed
+    def seed(self, seed: int) -> None:
         """Seed the encoder's random stream (only stochastic encoders use it)."""
 
 

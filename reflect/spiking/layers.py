@@ -35,6 +35,7 @@ from reflect.spiking.neurons import (
 from reflect.spiking.surrogate import Surrogate, check_surrogate
 
 NEURONS = ("lif", "alif")
+DEFAULT_SURROGATE = Surrogate()
 LayerState = LIFState | ALIFState
 
 
@@ -79,10 +80,10 @@ class PackedLinear(nn.Module):
         self._bind_packed(packed)
 
     def _packed_parts(self) -> list[Tensor]:
-        parts = [self.weight]
+        parts: list[Tensor] = [self.weight]
         if self.recurrent:
             parts.append(self.recurrent_weight)
-        return parts + [self.bias]
+        return [*parts, self.bias]
 
     def _bind_packed(self, packed: Tensor) -> None:
         self.packed = packed
@@ -101,7 +102,7 @@ class PackedLinear(nn.Module):
         offsets.append((self.packed.shape[0] - 1) * row)
         return all(p.data_ptr() == base + o for p, o in zip(self._packed_parts(), offsets, strict=True))
 
-    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Any:  # type: ignore[override]
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Any:
         super()._apply(fn, recurse)
         packed = torch.cat([p.data.reshape(-1, self.out_features) for p in self._packed_parts()])
         self._bind_packed(packed)
@@ -151,7 +152,7 @@ class SpikingLayer(PackedLinear):
         learn_beta: bool = False,
         learn_theta: bool = False,
         detach_reset: bool = True,
-        surrogate: Surrogate = Surrogate(),
+        surrogate: Surrogate = DEFAULT_SURROGATE,
         weight_scale: float = 4.0,
     ) -> None:
         super().__init__()

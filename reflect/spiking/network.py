@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -66,10 +66,15 @@ class SpikingNetwork(nn.Module):
                                     weight_scale=readout_scale)
         self.in_features, self.out_features = in_features, out_features
 
+    @property
+    def spiking_layers(self) -> list[SpikingLayer]:
+        """The hidden layers, bottom to top."""
+        return cast(list[SpikingLayer], list(self.layers))
+
     def initial_state(self, batch_size: int) -> NetworkState:
         """All-zero state for ``batch_size`` streams."""
         return NetworkState(
-            tuple(layer.initial_state(batch_size) for layer in self.layers),
+            tuple(layer.initial_state(batch_size) for layer in self.spiking_layers),
             self.readout.initial_state(batch_size),
         )
 

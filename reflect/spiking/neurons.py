@@ -86,7 +86,10 @@ def lif_step(
 def alif_step(
     y: Tensor, state: ALIFState, params: ALIFParameters, surrogate: Surrogate
 ) -> tuple[Tensor, ALIFState]:
-    """One ALIF step. ``y``: input current ``[batch, neurons]``. Returns ``(s_t, ALIFState(v_t, a_t, s_t))``."""
+    """One ALIF step. ``y``: input current ``[batch, neurons]``.
+
+    Returns ``(s_t, ALIFState(v_t, a_t, s_t))``.
+    """
     beta, theta = params.beta, params.theta
     threshold_prev = theta + params.beta_a * state.a
     v = beta * (state.v - _reset_term(threshold_prev, state.s, params.detach_reset)) + (1.0 - beta) * y

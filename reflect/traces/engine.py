@@ -49,12 +49,13 @@ class _ReadoutTraces:
         self.eps_t = self.eps.t()
         self.input_signal = z.new_zeros(batch, readout.in_features)
 
-    def forward(self) -> Tensor:
+    def forward(self, traces: bool) -> Tensor:
         torch.mm(self.z, self.packed, out=self.y)
         if self.decay == 0.0:
             return self.y
         self.o.lerp_(self.y, 1.0 - self.decay)
-        self.eps.mul_(self.decay).add_(self.z, alpha=1.0 - self.decay)
+        if traces:
+            self.eps.mul_(self.decay).add_(self.z, alpha=1.0 - self.decay)
         return self.o
 
     def backward(self, signal: Tensor, grad: Tensor, decay: float) -> Tensor:
@@ -101,7 +102,7 @@ class TraceEngine:
             raise ValueError(f"alpha_x must be in [0, 1) or None, got {alpha_x}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        modules: list[PackedLinear] = [*network.layers, network.readout]
+        modules: list[PackedLinear] = [*network.spiking_layers, network.readout]
         for module in modules:
             if not module.packed_is_bound():
                 raise ValueError(
@@ -121,7 +122,7 @@ class TraceEngine:
                 layer, buffers[i], buffers[i + 1][:, : layer.out_features], algorithm=algorithm,
                 alpha_x=alpha_x, alpha_f=alpha_f, needs_input_signal=i > 0,
             )
-            for i, layer in enumerate(network.layers)
+            for i, layer in enumerate(network.spiking_layers)
         ]
         self.readout = _ReadoutTraces(network.readout, buffers[-1])
         self.correction = ref.new_zeros(batch_size, 1)  # c_t = 1 - alpha_f^(n+1), per stream
@@ -132,8 +133,12 @@ class TraceEngine:
         self._slots: list[dict[str, Tensor]] = []
 
     # ---------------------------------------------------------------------------- stepping
-    def step(self, obs: Tensor) -> Tensor:
-        """Advance one step on observations ``[B, in_features]``; returns the readout ``[B, out]``."""
+    def step(self, obs: Tensor, traces: bool = True) -> Tensor:
+        """Advance one step on observations ``[B, in_features]``; returns the readout ``[B, out]``.
+
+        ``traces=False`` runs inference only (state advances, traces do not): for frozen policies.
+        Call :meth:`backward` only after a step with traces.
+        """
         encoded = self.network.encoder(obs)
         if encoded.shape != self.input.shape:
             raise ValueError(
@@ -141,13 +146,12 @@ class TraceEngine:
                 f"got {tuple(obs.shape)}"
             )
         self.input.copy_(encoded.detach() if encoded.requires_grad else encoded)
-        inv_c = None
-        if self.alpha_f > 0.0:
+        if traces and self.alpha_f > 0.0:
             self.correction.mul_(self.alpha_f).add_(1.0 - self.alpha_f)
-            inv_c = torch.reciprocal(self.correction, out=self.inv_correction)
+            torch.reciprocal(self.correction, out=self.inv_correction)
         for layer in self.layers:
-            layer.forward(inv_c)
-        return self.readout.forward()
+            layer.forward(traces)
+        return self.readout.forward(traces)
 
     def backward(self, signal: Tensor, grads: Sequence[Tensor], decay: float = 0.0) -> None:
         """Accumulate ``grads[k] <- decay * grads[k] + g_k`` from ``signal = dL_t/do_t`` (``[B, out]``).

@@ -115,24 +115,25 @@ class LayerTraces:
         self.input_signal = new(batch, layer.in_features)
 
     # ----------------------------------------------------------------------------- forward
-    def forward(self, inv_c: Tensor | None) -> None:
-        """Advance neurons and traces by one step; ``z[:, :in]`` must hold ``x_t``.
+    def forward(self, traces: bool = True) -> None:
+        """Advance the neurons (and, with ``traces``, the traces) by one step.
 
-        ``inv_c``: ``[B, 1]`` pp-prop bias correction ``1 / c_t`` (``None`` when ``alpha_f = 0``).
+        ``z[:, :in]`` must hold ``x_t``. Without ``traces`` only the inference path runs: spikes and
+        state advance, traces and surrogate derivatives do not (for frozen, act-only use).
         """
-        del inv_c  # the correction is applied in backward
         layer, s = self.layer, self.s
         if self.recurrent:
             self.z[:, layer.in_features:layer.in_features + layer.out_features].copy_(s)
         torch.mm(self.z, self.packed, out=self.y)
         if self.learn_beta:
             self.one_minus_beta.fill_(1.0).sub_(self.beta)
-        self.psi, self.psi_prev = self.psi_prev, self.psi
-        self._state_jacobian()
         threshold_prev = self.threshold if self.adaptive else self.theta
-        self._advance_parameter_traces(threshold_prev)
+        if traces:
+            self.psi, self.psi_prev = self.psi_prev, self.psi
+            self._state_jacobian()
+            self._advance_parameter_traces(threshold_prev)
         self.v.addcmul_(s, threshold_prev, value=-1.0)
-        if self.learn_beta:
+        if traces and self.learn_beta:
             torch.sub(self.v, self.y, out=self.dv_dbeta)
             self._add_immediate(self.e_beta, self.dv_dbeta, None)
         self.v.lerp_(self.y, self.one_minus_beta)
@@ -141,9 +142,10 @@ class LayerTraces:
             torch.mul(self.a, self.beta_a, out=self.threshold).add_(self.theta)
         threshold = self.threshold if self.adaptive else self.theta
         torch.gt(self.v, threshold, out=s)
-        torch.sub(self.v, threshold, out=self.psi)
-        self.surrogate_derivative(self.psi)
-        self._advance_weight_traces()
+        if traces:
+            torch.sub(self.v, threshold, out=self.psi)
+            self.surrogate_derivative(self.psi)
+            self._advance_weight_traces()
 
     def _state_jacobian(self) -> None:
         if self.constant_jacobian:
