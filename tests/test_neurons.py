@@ -168,12 +168,13 @@ def _grad_v_wrt_v_prev(step: str, detach_reset: bool) -> tuple[float, float]:
     s_prev = spike(v_prev - THETA, SURROGATE)
     y = torch.tensor([[0.7]], dtype=F64)
     if step == "lif":
-        _, state = lif_step(y, LIFState(v_prev, s_prev), LIFParameters(BETA, THETA, detach_reset), SURROGATE)
+        lif_params = LIFParameters(BETA, THETA, detach_reset)
+        v = lif_step(y, LIFState(v_prev, s_prev), lif_params, SURROGATE)[1].v
     else:
         a_prev = torch.zeros(1, 1, dtype=F64)
-        params = ALIFParameters(BETA, THETA, 0.9, 0.5, detach_reset)
-        _, state = alif_step(y, ALIFState(v_prev, a_prev, s_prev), params, SURROGATE)
-    (grad,) = torch.autograd.grad(state.v.sum(), v_prev)
+        alif_params = ALIFParameters(BETA, THETA, 0.9, 0.5, detach_reset)
+        v = alif_step(y, ALIFState(v_prev, a_prev, s_prev), alif_params, SURROGATE)[1].v
+    (grad,) = torch.autograd.grad(v.sum(), v_prev)
     return grad.item(), s_prev.item()
 
 

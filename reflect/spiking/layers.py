@@ -16,6 +16,7 @@ do not rebind ``.data`` of these parameters by hand.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -102,11 +103,25 @@ class PackedLinear(nn.Module):
         offsets.append((self.packed.shape[0] - 1) * row)
         return all(p.data_ptr() == base + o for p, o in zip(self._packed_parts(), offsets, strict=True))
 
+    def _repack(self) -> None:
+        """Rebuild :attr:`packed` from the parameters if they no longer share it."""
+        if not self.packed_is_bound():
+            parts = [p.data.reshape(-1, self.out_features) for p in self._packed_parts()]
+            self._bind_packed(torch.cat(parts))
+
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Any:
         super()._apply(fn, recurse)
-        packed = torch.cat([p.data.reshape(-1, self.out_features) for p in self._packed_parts()])
-        self._bind_packed(packed)
+        self._repack()  # a conversion (.double(), .to()) gives each parameter its own storage
         return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PackedLinear:
+        # Parameter.__deepcopy__ clones each parameter on its own; rebind the copy to one packed tensor
+        copy_ = type(self).__new__(type(self))
+        memo[id(self)] = copy_
+        for key, value in self.__dict__.items():
+            copy_.__dict__[key] = copy.deepcopy(value, memo)
+        copy_._repack()
+        return copy_
 
     def current(self, x: Tensor, s_prev: Tensor | None = None) -> Tensor:
         """Input current ``y = x @ weight (+ s_prev @ recurrent_weight) + bias``: ``[batch, out]``."""

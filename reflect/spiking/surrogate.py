@@ -43,8 +43,9 @@ def check_surrogate(surrogate: Surrogate) -> Surrogate:
         raise ValueError(
             f"unknown surrogate {surrogate.name!r}: choose one of {', '.join(SURROGATES)}"
         )
-    if not (isinstance(surrogate.slope, (int, float)) and surrogate.slope > 0):
-        raise ValueError(f"surrogate slope must be a positive number, got {surrogate.slope!r}")
+    slope = surrogate.slope
+    if isinstance(slope, bool) or not (isinstance(slope, (int, float)) and 0 < slope < math.inf):
+        raise ValueError(f"surrogate slope must be a positive finite number, got {slope!r}")
     return surrogate
 
 
