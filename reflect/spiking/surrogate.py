@@ -96,20 +96,12 @@ class SurrogateDerivative:
 
 
 def surrogate_derivative(u: Tensor, surrogate: Surrogate, out: Tensor | None = None) -> Tensor:
-    """Hand-written ``sigma'(u)``; writes into ``out`` when given (no allocation).
+    """Hand-written ``sigma'(u)`` (via :class:`SurrogateDerivative`); writes into ``out`` when given.
 
     Shapes: any; ``out`` must have the shape and dtype of ``u``.
     """
-    k = surrogate.slope
     if out is None:
-        out = torch.empty_like(u)
-    if surrogate.name == "fast_sigmoid":
-        torch.abs(u, out=out)
-        out.mul_(k).add_(1.0).pow_(-2)
-        return out
-    if surrogate.name == "arctan":
-        c = math.pi * k / 2.0
-        torch.mul(u, c, out=out)
-        out.square_().add_(1.0).reciprocal_().mul_(k / 2.0)
-        return out
-    raise ValueError(f"unknown surrogate {surrogate.name!r}: choose one of {', '.join(SURROGATES)}")
+        out = u.clone()
+    elif out is not u:
+        out.copy_(u)
+    return SurrogateDerivative(surrogate, u)(out)
