@@ -1,1 +1,33 @@
-"""Gymnasium environment helpers (installed as ``reflect.envs``)."""
+"""Gymnasium environment helpers (installed as ``reflect.envs``).
+
+Build streams with :func:`make_env` (a :class:`StreamVectorEnv`), check spaces with :func:`check_spaces`,
+normalise observations and scale rewards online, and read episode statistics from ``info``.
+"""
+
+from reflect.envs.episode_stats import EpisodeRecord, read_episode_statistics
+from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError, UnsupportedSpaceError
+from reflect.envs.make import make_env, make_single_env
+from reflect.envs.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
+from reflect.envs.spaces import SpaceInfo, check_action_space, check_observation_space, check_spaces
+from reflect.envs.streams import StreamVectorEnv
+from reflect.envs.wrappers import NormalizeObservationStream, ScaleRewardStream
+
+__all__ = [
+    "EnvSetupError",
+    "EpisodeRecord",
+    "NormalizeObservationStream",
+    "ObservationNormalizer",
+    "RewardScaler",
+    "RunningMeanStd",
+    "ScaleRewardStream",
+    "SpaceInfo",
+    "StreamVectorEnv",
+    "UnknownEnvironmentError",
+    "UnsupportedSpaceError",
+    "check_action_space",
+    "check_observation_space",
+    "check_spaces",
+    "make_env",
+    "make_single_env",
+    "read_episode_statistics",
+]

@@ -1,95 +1,57 @@
 """The ``reflect`` command line.
 
-    reflect verify [--neuron lif|alif] [--hidden 16 16] [--steps 16] [--algorithm d-rtrl|pp-prop] ...
+    reflect train --env CartPole-v1 [--config FILE] [--seed N] [--total-steps N] [--set key=value ...]
+    reflect evaluate --checkpoint runs/.../final_model.pt [--episodes 20] [--render]
+    reflect plot runs/<run folder>
+    reflect verify [--neuron alif] [--steps 16] ...
 
-``verify`` builds a float64 network, runs a random sequence-regression problem through it, and prints,
-per parameter, how far the online eligibility-trace gradient (summed over the steps) is from backprop
-through time: ~1e-16 where the traces are exact, a visible deviation where they approximate.
+Bad input (an unknown env id, a bad config key or value, a missing or corrupt checkpoint, an occupied
+run directory, non-finite numbers) ends with a one-line error and exit status 2 (1 for a numerical
+failure during training); set ``REFLECT_DEBUG=1`` to see the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-import torch
-
 from reflect import __version__
-from reflect.spiking import ENCODERS, NEURONS, SURROGATES, SpikingNetwork, Surrogate
-from reflect.traces import ALGORITHMS
-from reflect.traces.oracle import bptt_gradients, online_gradients, relative_errors
-
-EXACT = 1e-9
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+from reflect.commands import evaluate, plot, train, verify
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reflect", description="Spiking networks that learn online.")
+    parser = argparse.ArgumentParser(
+        prog="reflect", description="Spiking networks that learn online, in one lifetime.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
+    )
     parser.add_argument("--version", action="version", version=f"reflect {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    verify = commands.add_parser(
-        "verify", help="compare online trace gradients with backprop through time",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    verify.add_argument("--neuron", choices=NEURONS, default="lif")
-    verify.add_argument("--hidden", type=_positive, nargs="+", default=[16], metavar="N",
-                        help="neurons per spiking layer (default: 16)")
-    verify.add_argument("--steps", type=_positive, default=16, help="sequence length T (default: 16)")
-    verify.add_argument("--batch", type=_positive, default=2, help="parallel streams (default: 2)")
-    verify.add_argument("--algorithm", choices=ALGORITHMS, default="d-rtrl")
-    verify.add_argument("--alpha-f", type=float, default=0.0, help="pp-prop output-trace decay")
-    verify.add_argument("--recurrent", action="store_true")
-    verify.add_argument("--reset-in-gradient", action="store_true",
-                        help="keep the reset term in the gradient (default: detached)")
-    verify.add_argument("--learn-beta", action="store_true")
-    verify.add_argument("--learn-theta", action="store_true")
-    verify.add_argument("--per-neuron", action="store_true")
-    verify.add_argument("--readout-decay", type=float, default=0.0)
-    verify.add_argument("--encoder", choices=ENCODERS, default="direct")
-    verify.add_argument("--surrogate", choices=SURROGATES, default="fast_sigmoid")
-    verify.add_argument("--slope", type=float, default=5.0, help="surrogate slope (default: 5)")
-    verify.add_argument("--seed", type=int, default=0)
+    for module in (train, evaluate, plot, verify):
+        module.add_parser(commands)
     return parser
 
 
-def run_verify(args: argparse.Namespace) -> int:
-    torch.manual_seed(args.seed)
-    net = SpikingNetwork(
-        3, 2, hidden=tuple(args.hidden), encoder=args.encoder, readout_decay=args.readout_decay,
-        neuron=args.neuron, recurrent=args.recurrent, detach_reset=not args.reset_in_gradient,
-        learn_beta=args.learn_beta, learn_theta=args.learn_theta, per_neuron=args.per_neuron,
-        surrogate=Surrogate(args.surrogate, args.slope),
-    ).double()
-    xs = 2.0 * torch.randn(args.steps, args.batch, 3, dtype=torch.float64)
-    targets = torch.randn(args.steps, args.batch, 2, dtype=torch.float64)
-    online = online_gradients(net, xs, targets, args.algorithm, alpha_f=args.alpha_f)
-    errors = relative_errors(online, bptt_gradients(net, xs, targets))
-    print(f"{args.algorithm} vs BPTT over T={args.steps} steps, {args.batch} streams, float64")
-    print(f"{'parameter':<28} {'max rel. deviation':>20}")
-    for name, error in errors.items():
-        print(f"{name:<28} {error:>20.3e}")
-    worst = max(errors.values())
-    verdict = "exact (float64 round-off)" if worst < EXACT else "approximate (online credit differs)"
-    print(f"worst: {worst:.3e} -> {verdict}")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
-        if args.command == "verify":
-            return run_verify(args)
-    except ValueError as error:
+        return int(args.run(args))
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
+        if os.environ.get("REFLECT_DEBUG"):
+            raise
         print(f"reflect {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 1
+    except FloatingPointError as error:
+        if os.environ.get("REFLECT_DEBUG"):
+            raise
+        print(f"reflect {args.command}: numerical error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"reflect {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

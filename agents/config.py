@@ -1,0 +1,162 @@
+"""The REFLECT agent's configuration: network, learner, normalisation and training schedule.
+
+YAML files under ``configs/`` hold these sections keyed by env id (with a ``default`` entry), like
+rl-baselines3-zoo; loading is strict (an unknown key is an error that names it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from reflect.config import deep_merge, from_mapping, load_env_config, parse_overrides
+from reflect.learning.config import LearnerConfig
+from reflect.spiking.encoders import ENCODERS
+from reflect.spiking.network import SpikingNetwork
+from reflect.spiking.surrogate import Surrogate, check_surrogate
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The actor's and the critic's spiking networks (each gets its own copy of this architecture).
+
+    Attributes:
+        hidden: neurons per spiking layer.
+        neuron: ``lif`` or ``alif``.
+        recurrent: recurrent weights in every layer (traces then drop the recurrent temporal paths).
+        beta / theta: membrane decay and firing threshold; ``learn_beta`` / ``learn_theta`` train them.
+        per_neuron: one beta/theta per neuron instead of per layer.
+        surrogate / surrogate_slope: the surrogate spike derivative.
+        encoder: how observations enter the first layer (``direct`` feeds them as currents).
+        weight_scale: hidden weights start uniform in ``+-weight_scale / sqrt(fan_in)``.
+        readout_decay: leak of the readout (0 = linear readout of the current spikes).
+        readout_scale: readout weights start uniform in ``+-readout_scale / sqrt(hidden[-1])``.
+        trace_algorithm: ``pp-prop`` (factorised traces) or ``d-rtrl`` (per-synapse traces).
+    """
+
+    hidden: tuple[int, ...] = (128,)
+    neuron: Literal["lif", "alif"] = "lif"
+    recurrent: bool = False
+    beta: float = 0.5
+    theta: float = 1.0
+    learn_beta: bool = False
+    learn_theta: bool = False
+    per_neuron: bool = False
+    surrogate: Literal["fast_sigmoid", "arctan"] = "fast_sigmoid"
+    surrogate_slope: float = 5.0
+    encoder: Literal["direct", "poisson", "posneg", "population"] = "direct"
+    weight_scale: float = 4.0
+    readout_decay: float = 0.0
+    readout_scale: float = 1.0
+    trace_algorithm: Literal["pp-prop", "d-rtrl"] = "pp-prop"
+
+    def __post_init__(self) -> None:
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must list positive layer sizes, e.g. [128], got {list(self.hidden)}")
+        if not 0.0 <= self.beta < 1.0:
+            raise ValueError(f"beta must be in [0, 1), got {self.beta}")
+        if not self.theta > 0.0:
+            raise ValueError(f"theta must be > 0, got {self.theta}")
+        if not 0.0 <= self.readout_decay < 1.0:
+            raise ValueError(f"readout_decay must be in [0, 1), got {self.readout_decay}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}: choose one of {', '.join(ENCODERS)}")
+        if self.weight_scale <= 0.0 or self.readout_scale < 0.0:
+            raise ValueError("weight_scale must be > 0 and readout_scale >= 0")
+        check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
+
+    def build(self, in_features: int, out_features: int) -> SpikingNetwork:
+        """A fresh network with this architecture (initialised from torch's global generator)."""
+        return SpikingNetwork(
+            in_features, out_features, self.hidden,
+            encoder=self.encoder, readout_decay=self.readout_decay, readout_scale=self.readout_scale,
+            neuron=self.neuron, recurrent=self.recurrent, beta=self.beta, theta=self.theta,
+            per_neuron=self.per_neuron, learn_beta=self.learn_beta, learn_theta=self.learn_theta,
+            surrogate=Surrogate(self.surrogate, self.surrogate_slope), weight_scale=self.weight_scale,
+        )
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    """Online normalisation of the stream (statistics are part of every checkpoint).
+
+    Attributes:
+        observations: Welford mean/variance normalisation of observations.
+        rewards: scale rewards by the running std of the discounted return.
+        obs_clip: clip normalised observations to ``+-obs_clip``.
+    """
+
+    observations: bool = True
+    rewards: bool = True
+    obs_clip: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.obs_clip > 0.0:
+            raise ValueError(f"obs_clip must be > 0, got {self.obs_clip}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The schedule of ``reflect train`` (steps count environment steps summed over streams).
+
+    Attributes:
+        total_steps: environment steps to train for.
+        num_envs: parallel streams, one lifetime each (updates are averaged over them).
+        eval_every: evaluate every this many steps (0 = never); eval_episodes: episodes per evaluation.
+        checkpoint_every: write ``checkpoints/step_<N>.pt`` every this many steps (0 = never).
+        log_every: write TensorBoard scalars every this many steps.
+    """
+
+    total_steps: int = 100_000
+    num_envs: int = 1
+    eval_every: int = 5_000
+    eval_episodes: int = 20
+    checkpoint_every: int = 25_000
+    log_every: int = 1_000
+
+    def __post_init__(self) -> None:
+        if self.total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {self.total_steps}")
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
+        if self.eval_episodes < 1:
+            raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
+
+
+@dataclass(frozen=True)
+class ReflectConfig:
+    """Everything that defines a REFLECT run besides the env id and the seed."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+DEFAULT_CONFIG_FILE = "reflect.yaml"
+
+
+def default_config_path() -> Path:
+    """The tuned configs shipped with the package (``configs/reflect.yaml``)."""
+    return Path(str(resources.files("reflect.configs").joinpath(DEFAULT_CONFIG_FILE)))
+
+
+def load_reflect_config(
+    env_id: str,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> ReflectConfig:
+    """The config of ``env_id``: ``default`` merged with the env's entry of ``config_file`` (the tuned
+    file when None), or ``base`` instead of the file; then ``--set key=value`` ``overrides``."""
+    data = dict(base) if base is not None else load_env_config(config_file or default_config_path(), env_id)
+    data = deep_merge(data, parse_overrides(overrides))
+    return from_mapping(ReflectConfig, data)

@@ -1,0 +1,54 @@
+"""An inference-only view of a REFLECT agent's actor: frozen weights, its own network state.
+
+It reads the actor's parameters in place (a learning agent's latest weights are always used) but never
+changes them, and keeps a separate network state, so evaluating during training does not disturb the
+learner's streams. Observations are normalised with the agent's statistics without updating them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from reflect.learning.heads import PolicyHead
+from reflect.spiking.network import SpikingNetwork
+from reflect.traces.engine import TraceEngine
+
+
+class FrozenPolicy:
+    """Step a frozen actor for ``batch_size`` streams: ``reset()``, then ``act(obs)`` every step.
+
+    Args:
+        actor: the actor network (read, never written).
+        head: the agent's action head.
+        normalize: maps raw observations ``[B, obs_dim]`` to network inputs without updating statistics.
+        batch_size: streams.
+    """
+
+    def __init__(self, actor: SpikingNetwork, head: PolicyHead,
+                 normalize: Callable[[np.ndarray], np.ndarray], batch_size: int = 1) -> None:
+        self.engine = TraceEngine(actor, batch_size)
+        self.head, self.normalize, self.batch_size = head, normalize, batch_size
+        self.inputs = torch.zeros(batch_size, actor.in_features)
+        self._inputs_np = self.inputs.numpy()
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Zero the network state of all streams (or those where ``mask`` is true)."""
+        self.engine.reset(np.ones(self.batch_size, dtype=bool) if mask is None else mask)
+
+    def outputs(self, obs: np.ndarray) -> Tensor:
+        """One step on raw observations ``[B, obs_dim]``; the readout ``[B, num_outputs]``."""
+        self._inputs_np[...] = self.normalize(np.asarray(obs).reshape(self.batch_size, -1))
+        return self.engine.step(self.inputs, traces=False)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions ``[B]`` for raw observations ``[B, obs_dim]``."""
+        return self.head.sample(self.outputs(obs).numpy(), deterministic)
+
+    @property
+    def spikes(self) -> list[Tensor]:
+        """Each layer's spikes of the last step, ``[B, H_l]``."""
+        return self.engine.spikes

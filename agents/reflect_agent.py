@@ -1,0 +1,346 @@
+"""``Reflect``: the REFLECT online learner behind a step API and a stable-baselines3-style API.
+
+Step API (a control loop owns the environment)::
+
+    agent = Reflect("CartPole-v1", seed=0)
+    action = agent.act(obs)                                   # one stream: obs [obs_dim] -> action
+    agent.observe(reward, terminated, truncated, next_obs)    # one online update
+
+SB3-style API (the agent owns its environment streams)::
+
+    agent = Reflect("CartPole-v1", seed=0).learn(50_000, progress_bar=True)
+    action, state = agent.predict(obs, state=state, deterministic=True)
+    agent.save("cartpole.pt"); agent = Reflect.load("cartpole.pt")
+
+Every environment step updates the weights (single-lifetime learning); nothing is stored but the
+current state, eligibility traces and normalisation statistics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from reflect import __version__
+from reflect.agents.callbacks import as_callback
+from reflect.agents.config import ReflectConfig
+from reflect.agents.frozen_policy import FrozenPolicy
+from reflect.config import from_mapping, to_dict
+from reflect.envs import (
+    EnvSetupError,
+    ObservationNormalizer,
+    RewardScaler,
+    StreamVectorEnv,
+    check_spaces,
+    make_env,
+    read_episode_statistics,
+)
+from reflect.learning.heads import CategoricalHead
+from reflect.learning.reflect_learner import ReflectLearner
+from reflect.spiking.network import NetworkState
+
+AGENT_NAME = "reflect"
+
+
+def _as_config(config: ReflectConfig | Mapping[str, Any] | None) -> ReflectConfig:
+    if config is None:
+        return ReflectConfig()
+    if isinstance(config, ReflectConfig):
+        return config
+    return from_mapping(ReflectConfig, config)
+
+
+def _as_vector_env(env: str | gym.Env | gym.vector.VectorEnv, seed: int, num_envs: int) -> Any:
+    if isinstance(env, str):
+        return make_env(env, seed=seed, num_envs=num_envs)
+    if isinstance(env, gym.vector.VectorEnv):
+        mode = env.metadata.get("autoreset_mode")
+        if mode is not None and mode != gym.vector.AutoresetMode.SAME_STEP:
+            raise EnvSetupError(
+                f"vector env autoreset mode {mode} is not supported: a streaming learner needs "
+                "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP (or pass an env id)"
+            )
+        return env
+    if isinstance(env, gym.Env):
+        return StreamVectorEnv.from_envs([env])
+    raise TypeError(f"env must be an env id, a gymnasium.Env or a gymnasium VectorEnv, got {type(env).__name__}")
+
+
+class Reflect:
+    """A spiking actor-critic that learns online with the REFLECT three-factor rule.
+
+    Args:
+        env: a Gymnasium env id, a ``gymnasium.Env`` (one stream) or a vector env (SAME_STEP autoreset).
+        config: a :class:`ReflectConfig` or a mapping of its sections (strictly checked).
+        seed: seeds weights, action sampling and the environment streams (stream i: ``seed + i``).
+        verbose: 1 prints a line per evaluation/episode summary from callbacks that support it.
+    """
+
+    def __init__(
+        self,
+        env: str | gym.Env | gym.vector.VectorEnv,
+        config: ReflectConfig | Mapping[str, Any] | None = None,
+        *,
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        self.config = _as_config(config)
+        self.seed, self.verbose = int(seed), verbose
+        self.env_id: str | None = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        self.env = _as_vector_env(env, self.seed, self.config.train.num_envs)
+        self.num_envs: int = self.env.num_envs
+        self.spaces = check_spaces(self.env.single_observation_space, self.env.single_action_space)
+        if self.env_id is None:
+            self.env_id = self._env_id_from_vector()
+        obs_dim, num_actions = self.spaces.obs_dim, self.spaces.num_actions
+        net = self.config.network
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.actor = net.build(obs_dim, num_actions)
+            self.critic = net.build(obs_dim, 1) if self.config.learner.third_factor == "td" else None
+        self.head = CategoricalHead(num_actions, seed=self.seed)
+        self._predict_head = CategoricalHead(num_actions, seed=self.seed + 1)  # never touches learning's RNG
+        self.learner = ReflectLearner(
+            self.actor, self.critic, self.head, self.config.learner,
+            num_streams=self.num_envs, trace_algorithm=net.trace_algorithm,
+        )
+        norm = self.config.normalize
+        self.obs_normalizer = ObservationNormalizer((obs_dim,), clip=norm.obs_clip) if norm.observations else None
+        self.reward_scaler = RewardScaler(self.num_envs, self.config.learner.gamma) if norm.rewards else None
+        self._inputs = torch.zeros(self.num_envs, obs_dim)
+        self._inputs_np = self._inputs.numpy()
+        self.num_timesteps = 0
+        self.ep_info_buffer: deque[tuple[float, int]] = deque(maxlen=100)
+        self._last_obs: np.ndarray | None = None
+        self.run_info: dict[str, Any] = {}  # plain-typed notes of a run (e.g. its evaluations), checkpointed
+        self.start_time = time.time()
+
+    def _env_id_from_vector(self) -> str | None:
+        envs = getattr(self.env, "envs", None)
+        if envs:
+            spec = getattr(envs[0], "spec", None)
+            return getattr(spec, "id", None)
+        return None
+
+    # ----------------------------------------------------------------------------- step API
+    def _normalize(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        if self.obs_normalizer is None:
+            if not np.isfinite(obs).all():
+                raise FloatingPointError(f"non-finite observation {obs.tolist()}")
+            return obs
+        return self.obs_normalizer(obs, update=update)
+
+    def normalize_observation(self, obs: np.ndarray) -> np.ndarray:
+        """Raw observations ``[B, obs_dim]`` -> network inputs, statistics unchanged."""
+        return self._normalize(np.asarray(obs, dtype=np.float64).reshape(-1, self.spaces.obs_dim), False)
+
+    def _stream_obs(self, obs: Any) -> tuple[np.ndarray, bool]:
+        array = np.asarray(obs, dtype=np.float64)
+        single = array.ndim == 1
+        array = array.reshape(-1, self.spaces.obs_dim) if single else array
+        if array.shape != (self.num_envs, self.spaces.obs_dim):
+            raise ValueError(
+                f"expected observations of shape {(self.num_envs, self.spaces.obs_dim)} "
+                f"(or {(self.spaces.obs_dim,)} for one stream), got {np.shape(obs)}"
+            )
+        return array, single
+
+    def act(self, obs: Any) -> Any:
+        """Sample the action for ``obs`` (``[obs_dim]`` for one stream, ``[N, obs_dim]`` for N) and learn
+        from it at the next :meth:`observe`. Observation statistics are updated with ``obs``."""
+        array, single = self._stream_obs(obs)
+        self._inputs_np[...] = self._normalize(array, update=True)
+        actions = self.learner.act(self._inputs)
+        return int(actions[0]) if single else actions
+
+    def observe(self, reward: Any, terminated: Any, truncated: Any, next_obs: Any) -> np.ndarray:
+        """Learn from the step that followed :meth:`act`; returns the TD errors ``[N]``.
+
+        ``next_obs`` is the observation the step returned; when an episode ended, pass its *final*
+        observation (truncations bootstrap from it), then call :meth:`act` on the reset observation.
+        """
+        array, _ = self._stream_obs(next_obs)
+        reward = np.asarray(reward, dtype=np.float64).reshape(self.num_envs)
+        terminated = np.asarray(terminated, dtype=bool).reshape(self.num_envs)
+        truncated = np.asarray(truncated, dtype=bool).reshape(self.num_envs)
+        if self.reward_scaler is not None:
+            reward = self.reward_scaler.scale(reward, terminated, truncated)
+        self._inputs_np[...] = self._normalize(array, update=False)
+        return self.learner.observe(reward, terminated, truncated, self._inputs)
+
+    def reset_state(self) -> None:
+        """Zero network state and traces of every stream (weights and statistics are kept)."""
+        self.learner.reset_state()
+
+    # ------------------------------------------------------------------------------ SB3 API
+    def learn(self, total_timesteps: int, callback: Any = None, progress_bar: bool = False,
+              reset_num_timesteps: bool = False) -> Reflect:
+        """Run the agent in its environment streams for ``total_timesteps`` more steps, learning online.
+
+        ``callback``: a :class:`~reflect.agents.callbacks.ReflectCallback`, a list, or a function
+        ``fn(locals, globals) -> bool``; returning ``False`` stops early. Returns ``self``.
+        """
+        if total_timesteps < 0:
+            raise ValueError(f"total_timesteps must be >= 0, got {total_timesteps}")
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        callbacks = as_callback(callback)
+        if progress_bar:
+            from reflect.agents.progress import ProgressBarCallback
+
+            bar = ProgressBarCallback(total_timesteps)
+            callbacks = bar if callbacks is None else as_callback([callbacks, bar])
+        obs = self._last_obs
+        if obs is None:
+            obs, _ = self.env.reset(seed=self.seed)
+        local: dict[str, Any] = {"total_timesteps": total_timesteps, "episodes": []}
+        if callbacks is not None:
+            callbacks.init_callback(self)
+            callbacks.on_training_start(local, {})
+        self.start_time = time.time()
+        target = self.num_timesteps + total_timesteps
+        env, n = self.env, self.num_envs
+        try:
+            while self.num_timesteps < target:
+                actions = self.act(obs)
+                next_obs, rewards, terminated, truncated, infos = env.step(actions)
+                dones = terminated | truncated
+                episodes = []
+                if dones.any():
+                    final = np.array(next_obs, dtype=np.float64)
+                    final[dones] = infos["final_obs"][dones]
+                    self.observe(rewards, terminated, truncated, final)
+                    episodes = read_episode_statistics(infos)
+                    for record in episodes:
+                        self.ep_info_buffer.append((record.episode_return, record.length))
+                else:
+                    self.observe(rewards, terminated, truncated, next_obs)
+                self.num_timesteps += n
+                obs = next_obs
+                self._last_obs = obs
+                if callbacks is not None:
+                    local.update(actions=actions, rewards=rewards, terminated=terminated, truncated=truncated,
+                                 dones=dones, infos=infos, episodes=episodes)
+                    callbacks.update_locals(local)
+                    if not callbacks.on_step():
+                        break
+        finally:
+            self._last_obs = None if obs is None else np.array(obs, copy=True)
+            if callbacks is not None:
+                callbacks.on_training_end()
+        return self
+
+    def predict(
+        self,
+        observation: Any,
+        state: NetworkState | None = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[Any, NetworkState]:
+        """Actions for ``observation`` (``[obs_dim]`` or ``[B, obs_dim]``) without learning.
+
+        The network is stateful: pass back the returned ``state`` at the next call, and
+        ``episode_start`` (``[B]`` bool) to zero the state of streams whose episode begins.
+        """
+        array = np.asarray(observation, dtype=np.float64)
+        single = array.ndim == 1
+        inputs = torch.as_tensor(self.normalize_observation(array), dtype=torch.float32)
+        start = None if episode_start is None else torch.as_tensor(np.asarray(episode_start, dtype=bool)).view(-1)
+        with torch.no_grad():
+            out, new_state = self.actor(inputs, state, start)
+        actions = self._predict_head.sample(out.numpy(), deterministic)
+        return (int(actions[0]) if single else actions), new_state
+
+    def policy(self, batch_size: int = 1) -> FrozenPolicy:
+        """A frozen, inference-only copy of the actor's dynamics (shares the weights, not the state)."""
+        return FrozenPolicy(self.actor, self.head, self.normalize_observation, batch_size)
+
+    def get_env(self) -> Any:
+        return self.env
+
+    # --------------------------------------------------------------------------- save/load
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to resume exactly, as tensors and plain types (``weights_only`` loadable)."""
+        payload: dict[str, Any] = {
+            "format": "reflect-checkpoint",
+            "version": __version__,
+            "agent": AGENT_NAME,
+            "env_id": self.env_id,
+            "seed": self.seed,
+            "num_envs": self.num_envs,
+            "config": to_dict(self.config),
+            "num_timesteps": self.num_timesteps,
+            "actor": self.actor.state_dict(),
+            "critic": None if self.critic is None else self.critic.state_dict(),
+            "learner": self.learner.state_dict(),
+            "obs_normalizer": None if self.obs_normalizer is None else self.obs_normalizer.state_dict(),
+            "reward_scaler": None if self.reward_scaler is None else self.reward_scaler.state_dict(),
+            "episodes": [list(e) for e in self.ep_info_buffer],
+            "last_obs": None if self._last_obs is None else torch.from_numpy(np.array(self._last_obs)),
+            "env_state": None,
+            "run": dict(self.run_info),
+        }
+        snapshot = getattr(self.env, "snapshot", None)
+        if self._last_obs is not None and snapshot is not None and self.env.supports_exact_snapshot():
+            payload["env_state"] = snapshot()
+        return payload
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (atomically) to ``path``; returns the path."""
+        from reflect.runs.checkpoint_io import save_checkpoint
+
+        path = Path(path)
+        save_checkpoint(self.checkpoint(), path)
+        return path
+
+    @classmethod
+    def from_checkpoint(cls, payload: Mapping[str, Any], env: Any = None, *, restore_env: bool = True) -> Reflect:
+        """Rebuild an agent from :meth:`checkpoint`'s payload (``env`` defaults to the saved env id)."""
+        if payload.get("agent") != AGENT_NAME:
+            raise ValueError(f"checkpoint holds agent {payload.get('agent')!r}, not {AGENT_NAME!r}")
+        env_id = payload.get("env_id")
+        if env is None:
+            if env_id is None:
+                raise ValueError("the checkpoint does not name its environment: pass env=...")
+            env = env_id
+        config = from_mapping(ReflectConfig, payload["config"])
+        agent = cls(env, config, seed=int(payload["seed"]))
+        agent.load_state(payload, restore_env=restore_env and isinstance(env, str))
+        return agent
+
+    def load_state(self, payload: Mapping[str, Any], *, restore_env: bool = True) -> None:
+        """Load weights, learner state, statistics and counters from a checkpoint payload."""
+        if int(payload["num_envs"]) != self.num_envs:
+            raise ValueError(f"checkpoint has {payload['num_envs']} streams, this agent {self.num_envs}")
+        self.actor.load_state_dict(payload["actor"])
+        if self.critic is not None:
+            self.critic.load_state_dict(payload["critic"])
+        self.learner.load_state_dict(payload["learner"])
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.load_state_dict(payload["obs_normalizer"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(payload["reward_scaler"])
+        self.num_timesteps = int(payload["num_timesteps"])
+        self.run_info = dict(payload.get("run", {}))
+        self.ep_info_buffer.clear()
+        self.ep_info_buffer.extend((float(r), int(n)) for r, n in payload["episodes"])
+        env_state = payload.get("env_state")
+        if restore_env and env_state is not None and payload.get("last_obs") is not None:
+            self.env.restore(env_state)
+            self._last_obs = payload["last_obs"].numpy().copy()
+        else:
+            self._last_obs = None
+
+    @classmethod
+    def load(cls, path: str | Path, env: Any = None) -> Reflect:
+        """Load an agent saved with :meth:`save` (resumes learning exactly where it stopped)."""
+        from reflect.runs.checkpoint_io import load_checkpoint
+
+        return cls.from_checkpoint(load_checkpoint(path), env)

@@ -1,0 +1,1 @@
+"""The subcommands of the ``reflect`` command line, one module each."""

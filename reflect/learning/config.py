@@ -1,0 +1,52 @@
+"""Hyperparameters of the REFLECT three-factor learner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+THIRD_FACTORS = ("td", "reward-baseline")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Actor-critic(lambda) with eligibility traces and an overshoot-bounded step (ObGD).
+
+    Attributes:
+        gamma: discount factor.
+        lam: trace decay lambda of the log-prob and value traces (0 = one-step actor-critic).
+        actor_lr / critic_lr: step sizes ``alpha`` before the ObGD bound.
+        actor_kappa / critic_kappa: ObGD bound strength ``kappa`` (larger = more cautious).
+        entropy_coef: entropy bonus, added to the score as ``c * sign(delta) * grad H``.
+        third_factor: ``"td"`` (reward prediction error of a learned critic) or ``"reward-baseline"``
+            (``r_t`` minus a running mean of ``r``, no critic; what traceTorch's REFLECT loss does).
+        baseline_rate: step of the running reward mean (``reward-baseline`` only).
+    """
+
+    gamma: float = 0.99
+    lam: float = 0.8
+    actor_lr: float = 1.0
+    critic_lr: float = 1.0
+    actor_kappa: float = 3.0
+    critic_kappa: float = 2.0
+    entropy_coef: float = 0.01
+    third_factor: Literal["td", "reward-baseline"] = "td"
+    baseline_rate: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("gamma", "lam"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        for name in ("actor_lr", "critic_lr", "actor_kappa", "critic_kappa"):
+            value = getattr(self, name)
+            if not value > 0.0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.entropy_coef < 0.0:
+            raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
+        if self.third_factor not in THIRD_FACTORS:
+            raise ValueError(
+                f"unknown third_factor {self.third_factor!r}: choose one of {', '.join(THIRD_FACTORS)}"
+            )
+        if not 0.0 < self.baseline_rate <= 1.0:
+            raise ValueError(f"baseline_rate must be in (0, 1], got {self.baseline_rate}")

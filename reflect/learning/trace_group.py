@@ -1,0 +1,123 @@
+"""One parameter group of the learner: its log-prob (or value) trace per stream and its ObGD update.
+
+For the trainable tensors ``theta`` of one network (in :meth:`TraceEngine.parameters` layout) and ``B``
+streams, the group keeps ``z`` as one flat buffer ``[B, |theta|]`` and applies, per environment step::
+
+    z_b   <- gamma * lambda * z_b + g_b            (g_b from the engine's eligibility traces)
+    theta <- theta + (1 / B) * sum_b step_b * delta_b * z_b,
+    step_b = alpha / max(1, kappa * alpha * max(|delta_b|, 1) * ||z_b||_1)      (ObGD)
+
+At ``B = 1`` every operation is a single fused call on preallocated buffers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from reflect.learning.obgd import obgd_step_size, obgd_step_sizes
+from reflect.traces.engine import TraceEngine
+
+
+class TraceGroup:
+    """Traces ``z`` ``[B, |theta|]`` and the bounded update of one engine's parameters.
+
+    Args:
+        engine: the network's trace engine (gives ``g_b`` from a same-step learning signal).
+        decay: the trace decay ``gamma * lambda``.
+        lr: ``alpha``; kappa: the ObGD bound.
+    """
+
+    def __init__(self, engine: TraceEngine, decay: float, lr: float, kappa: float) -> None:
+        self.engine = engine
+        self.decay, self.lr, self.kappa = float(decay), float(lr), float(kappa)
+        self.params = engine.parameters()
+        batch = engine.batch_size
+        sizes = [p.numel() for p in self.params]
+        ref = self.params[0]
+        self.z = ref.new_zeros(batch, sum(sizes))
+        self.views = self._stream_views(self.z, sizes)
+        self.fresh = ref.new_zeros(batch, sum(sizes))  # a score computed ahead of its absorb()
+        self.fresh_views = self._stream_views(self.fresh, sizes)
+        out = engine.network.readout.out_features
+        self.signal = ref.new_zeros(batch, out)
+        self.signal_np = self.signal.numpy()
+        self._one_stream = ref.new_zeros(batch, out)
+        self._coefficients = ref.new_zeros(1, batch)
+        self._update = ref.new_zeros(1, sum(sizes))
+        self._update_views = [
+            flat.view(p.shape) for flat, p in zip(torch.split(self._update[0], sizes), self.params, strict=True)
+        ]
+
+    def _stream_views(self, flat: Tensor, sizes: list[int]) -> list[list[Tensor]]:
+        return [
+            [part.view(p.shape) for part, p in zip(torch.split(flat[b], sizes), self.params, strict=True)]
+            for b in range(flat.shape[0])
+        ]
+
+    @property
+    def batch_size(self) -> int:
+        return self.engine.batch_size
+
+    def _backward(self, target: list[list[Tensor]], decay: float, rows: np.ndarray | None) -> None:
+        if self.batch_size == 1:
+            self.engine.backward(self.signal, target[0], decay)
+            return
+        one = self._one_stream
+        for b, views in enumerate(target):
+            if rows is None or rows[b]:
+                one.zero_()
+                one[b] = self.signal[b]
+                self.engine.backward(one, views, decay)
+
+    def accumulate(self) -> None:
+        """``z_b <- decay * z_b + g_b`` for every stream, from ``self.signal`` (``dL_b/do_b``, ``[B, out]``).
+
+        Must run after the engine's step for this time step and before its next one.
+        """
+        self._backward(self.views, self.decay, None)
+
+    def compute_fresh(self, rows: np.ndarray | None = None) -> None:
+        """``fresh_b <- g_b`` right after a step (for the streams in ``rows``, default all), to be added
+        to the traces later by :meth:`absorb`: the score then uses the weights the step ran with."""
+        self._backward(self.fresh_views, 0.0, rows)
+
+    def absorb(self) -> None:
+        """``z <- decay * z + fresh`` (the score saved by :meth:`compute_fresh`)."""
+        torch.add(self.fresh, self.z, alpha=self.decay, out=self.z)
+
+    def trace_l1(self) -> np.ndarray:
+        """``||z_b||_1`` per stream, ``[B]`` float64."""
+        return self.z.abs().sum(dim=1, dtype=torch.float64).numpy()
+
+    def apply(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounded update from the errors ``delta`` ``[B]``; returns ``(step sizes, ||z||_1)``, each ``[B]``."""
+        l1 = self.trace_l1()
+        steps = obgd_step_sizes(self.lr, self.kappa, delta, l1)
+        coefficients = steps * delta / self.batch_size
+        if self.batch_size == 1:
+            torch._foreach_add_(self.params, self.views[0], alpha=float(coefficients[0]))
+        else:
+            self._coefficients.copy_(torch.from_numpy(coefficients).view(1, -1))
+            torch.mm(self._coefficients, self.z, out=self._update)
+            torch._foreach_add_(self.params, self._update_views)
+        return steps, l1
+
+    def apply_one(self, delta: float) -> tuple[float, float]:
+        """:meth:`apply` for a single stream with plain floats; returns ``(step size, ||z||_1)``."""
+        l1 = float(torch.linalg.vector_norm(self.z, 1))
+        step = obgd_step_size(self.lr, self.kappa, delta, l1)
+        torch._foreach_add_(self.params, self.views[0], alpha=step * delta)
+        return step, l1
+
+    def reset(self, done: np.ndarray) -> None:
+        """Zero the traces of the streams whose episode ended (``done`` ``[B]`` bool)."""
+        if self.batch_size == 1:
+            if done[0]:
+                self.z.zero_()
+                self.fresh.zero_()
+            return
+        rows = torch.from_numpy(done)
+        self.z[rows] = 0.0
+        self.fresh[rows] = 0.0

@@ -1,0 +1,1 @@
+"""Runs: run folders, checkpoints, evaluation, logging, summaries and plots."""

@@ -1,0 +1,151 @@
+"""ReflectLearner: episode ends, streams, variants, misuse, checkpoint state."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from reflect.learning import CategoricalHead, LearnerConfig, ReflectLearner, obgd_step_size
+from reflect.spiking import SpikingNetwork
+from reflect.traces.engine import TraceEngine
+
+
+def make_learner(streams: int = 1, seed: int = 0, **config: float | str) -> ReflectLearner:
+    torch.manual_seed(seed)
+    actor = SpikingNetwork(3, 2, (16,))
+    third = config.get("third_factor", "td")
+    critic = SpikingNetwork(3, 1, (16,)) if third == "td" else None
+    return ReflectLearner(actor, critic, CategoricalHead(2, seed=seed), LearnerConfig(**config),  # type: ignore[arg-type]
+                          num_streams=streams)
+
+
+def obs(seed: int, streams: int = 1) -> torch.Tensor:
+    return torch.randn(streams, 3, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("terminated", [True, False])
+def test_terminated_does_not_bootstrap_and_truncated_does(terminated: bool) -> None:
+    learner = make_learner(gamma=0.9)
+    assert learner.critic_engine is not None
+    critic_copy = copy.deepcopy(learner.critic_engine.network)
+    reference = TraceEngine(critic_copy, 1)
+    x0, final = obs(1), obs(2)
+    learner.act(x0)
+    v0 = float(reference.step(x0)[0, 0])
+    v_final = float(reference.step(final)[0, 0])
+    delta = learner.observe(np.array([1.5]), np.array([terminated]), np.array([not terminated]), final)
+    expected = 1.5 - v0 if terminated else 1.5 + 0.9 * v_final - v0
+    assert abs(v_final) > 1e-4  # the bootstrap term is not trivially zero
+    assert float(delta[0]) == pytest.approx(expected, rel=1e-6, abs=1e-7)
+    # both reset the stream: state and traces zero, the critic waits for the new episode's observation
+    assert all(float(t.abs().sum()) == 0.0 for t in learner.actor_engine.state_tensors().values())
+    assert float(learner.actor.z.abs().sum()) == 0.0
+    assert learner.critic is not None and float(learner.critic.z.abs().sum()) == 0.0
+    assert learner.critic_pending.all()
+
+
+def test_a_step_within_an_episode_bootstraps_and_keeps_the_traces() -> None:
+    learner = make_learner(gamma=0.9)
+    learner.act(obs(1))
+    learner.observe(np.array([1.0]), np.array([False]), np.array([False]), obs(2))
+    assert float(learner.actor.z.abs().sum()) > 0.0
+    assert not learner.critic_pending.any()
+
+
+def test_observe_updates_weights_by_the_obgd_bounded_step() -> None:
+    learner = make_learner(actor_lr=0.5, actor_kappa=2.0)
+    before = [p.clone() for p in learner.actor.params]
+    learner.act(obs(1))
+    delta = float(learner.observe(np.array([2.0]), np.array([False]), np.array([False]), obs(2))[0])
+    z = learner.actor.z[0]
+    step = obgd_step_size(0.5, 2.0, delta, float(z.abs().sum()))
+    change = torch.cat([(p - b).flatten() for p, b in zip(learner.actor.params, before, strict=True)])
+    assert step < 0.5  # the bound is active on this case
+    torch.testing.assert_close(change, step * delta * z, rtol=1e-5, atol=1e-7)
+
+
+def test_obgd_step_size() -> None:
+    assert obgd_step_size(1.0, 2.0, 0.1, 0.2) == 1.0  # bound 0.4 < 1: plain step
+    assert obgd_step_size(1.0, 2.0, 3.0, 1.0) == pytest.approx(1.0 / 6.0)
+    assert obgd_step_size(0.5, 1.0, -0.5, 10.0) == pytest.approx(0.5 / 5.0)  # |delta| < 1 counts as 1
+
+
+def test_reward_baseline_variant_learns_without_a_critic() -> None:
+    learner = make_learner(third_factor="reward-baseline", baseline_rate=0.5)
+    assert learner.critic is None
+    learner.act(obs(1))
+    d0 = float(learner.observe(np.array([2.0]), np.array([False]), np.array([False]), obs(2))[0])
+    learner.act(obs(2))
+    d1 = float(learner.observe(np.array([2.0]), np.array([False]), np.array([False]), obs(3))[0])
+    assert d0 == 2.0 and d1 == pytest.approx(1.0)  # baseline moved halfway to 2
+
+
+def test_act_twice_or_observe_first_is_a_clear_error() -> None:
+    learner = make_learner()
+    with pytest.raises(RuntimeError, match="preceding act"):
+        learner.observe(np.array([0.0]), np.array([False]), np.array([False]), obs(1))
+    learner.act(obs(1))
+    with pytest.raises(RuntimeError, match="observe"):
+        learner.act(obs(1))
+
+
+def test_non_finite_reward_stops_before_the_update() -> None:
+    learner = make_learner()
+    before = [p.clone() for p in learner.actor.params]
+    learner.act(obs(1))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        learner.observe(np.array([np.nan]), np.array([False]), np.array([False]), obs(2))
+    assert all(torch.equal(p, b) for p, b in zip(learner.actor.params, before, strict=True))
+
+
+def _tiny_steps(streams: int, end_stream0: bool) -> ReflectLearner:
+    learner = make_learner(streams=streams, actor_lr=1e-30, critic_lr=1e-30)  # weights stay put
+    for t in range(4):
+        learner.act(obs(t, streams))
+        terminated = np.array([end_stream0 and t == 1] + [False] * (streams - 1))
+        learner.observe(np.zeros(streams), terminated, np.zeros(streams, dtype=bool), obs(100 + t, streams))
+    learner.act(obs(9, streams))
+    return learner
+
+
+def test_one_stream_ending_leaves_the_other_streams_untouched() -> None:
+    ended, running = _tiny_steps(2, True), _tiny_steps(2, False)
+    assert ended.critic_engine is not None and running.critic_engine is not None
+    for engine_a, engine_b in ((ended.critic_engine, running.critic_engine),
+                               (ended.actor_engine, running.actor_engine)):
+        a, b = engine_a.state_tensors(), engine_b.state_tensors()
+        differs0 = any(not torch.equal(a[k][0], b[k][0]) for k in a if a[k].dim() > 1)
+        assert differs0  # stream 0 restarted
+        for k in a:
+            if a[k].dim() > 1:
+                torch.testing.assert_close(a[k][1], b[k][1], rtol=0, atol=0)
+    assert ended.values[1] == running.values[1]
+
+
+def test_state_dict_round_trip_continues_identically() -> None:
+    a = make_learner(seed=4)
+    for t in range(5):
+        a.act(obs(t))
+        a.observe(np.array([1.0]), np.array([t == 2]), np.array([False]), obs(50 + t))
+    b = make_learner(seed=9)
+    b.actor_engine.network.load_state_dict(a.actor_engine.network.state_dict())
+    assert a.critic_engine is not None and b.critic_engine is not None
+    b.critic_engine.network.load_state_dict(a.critic_engine.network.state_dict())
+    b.load_state_dict(a.state_dict())
+    for t in range(5):
+        assert np.array_equal(a.act(obs(10 + t)), b.act(obs(10 + t)))
+        da = a.observe(np.array([0.5]), np.array([False]), np.array([False]), obs(60 + t))
+        db = b.observe(np.array([0.5]), np.array([False]), np.array([False]), obs(60 + t))
+        assert np.array_equal(da, db)
+    for p, q in zip(a.actor.params, b.actor.params, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_state_dict_between_act_and_observe_is_refused() -> None:
+    learner = make_learner()
+    learner.act(obs(1))
+    with pytest.raises(RuntimeError, match="after observe"):
+        learner.state_dict()
