@@ -104,7 +104,7 @@ def as_callback(callback: Any) -> ReflectCallback | None:
     if isinstance(callback, (list, tuple)):
         return CallbackList([c for c in (as_callback(c) for c in callback) if c is not None])
     if hasattr(callback, "on_step") and hasattr(callback, "init_callback"):
-        return callback  # type: ignore[no-any-return]
+        return callback
     if callable(callback):
         return FunctionCallback(callback)
     raise TypeError(

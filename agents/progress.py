@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tqdm import tqdm
-
 from reflect.agents.callbacks import ReflectCallback
+from tqdm import tqdm
 
 
 class ProgressBarCallback(ReflectCallback):

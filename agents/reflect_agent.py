@@ -27,12 +27,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-
-from reflect import __version__
 from reflect.agents.callbacks import as_callback
 from reflect.agents.config import ReflectConfig
 from reflect.agents.frozen_policy import FrozenPolicy
-from reflect.config import from_mapping, to_dict
 from reflect.envs import (
     EnvSetupError,
     ObservationNormalizer,
@@ -42,6 +39,9 @@ from reflect.envs import (
     make_env,
     read_episode_statistics,
 )
+
+from reflect import __version__
+from reflect.config import from_mapping, to_dict
 from reflect.learning.heads import CategoricalHead
 from reflect.learning.reflect_learner import ReflectLearner
 from reflect.spiking.network import NetworkState
@@ -70,7 +70,9 @@ def _as_vector_env(env: str | gym.Env | gym.vector.VectorEnv, seed: int, num_env
         return env
     if isinstance(env, gym.Env):
         return StreamVectorEnv.from_envs([env])
-    raise TypeError(f"env must be an env id, a gymnasium.Env or a gymnasium VectorEnv, got {type(env).__name__}")
+    raise TypeError(
+        f"env must be an env id, a gymnasium.Env or a gymnasium VectorEnv, got {type(env).__name__}"
+    )
 
 
 class Reflect:
@@ -93,7 +95,9 @@ class Reflect:
     ) -> None:
         self.config = _as_config(config)
         self.seed, self.verbose = int(seed), verbose
-        self.env_id: str | None = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        self.env_id: str | None = (
+            env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        )
         self.env = _as_vector_env(env, self.seed, self.config.train.num_envs)
         self.num_envs: int = self.env.num_envs
         self.spaces = check_spaces(self.env.single_observation_space, self.env.single_action_space)
@@ -108,11 +112,17 @@ class Reflect:
         self.head = CategoricalHead(num_actions, seed=self.seed)
         self._predict_head = CategoricalHead(num_actions, seed=self.seed + 1)  # never touches learning's RNG
         self.learner = ReflectLearner(
-            self.actor, self.critic, self.head, self.config.learner,
-            num_streams=self.num_envs, trace_algorithm=net.trace_algorithm,
+            self.actor,
+            self.critic,
+            self.head,
+            self.config.learner,
+            num_streams=self.num_envs,
+            trace_algorithm=net.trace_algorithm,
         )
         norm = self.config.normalize
-        self.obs_normalizer = ObservationNormalizer((obs_dim,), clip=norm.obs_clip) if norm.observations else None
+        self.obs_normalizer = (
+            ObservationNormalizer((obs_dim,), clip=norm.obs_clip) if norm.observations else None
+        )
         self.reward_scaler = RewardScaler(self.num_envs, self.config.learner.gamma) if norm.rewards else None
         self._inputs = torch.zeros(self.num_envs, obs_dim)
         self._inputs_np = self._inputs.numpy()
@@ -180,8 +190,13 @@ class Reflect:
         self.learner.reset_state()
 
     # ------------------------------------------------------------------------------ SB3 API
-    def learn(self, total_timesteps: int, callback: Any = None, progress_bar: bool = False,
-              reset_num_timesteps: bool = False) -> Reflect:
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        progress_bar: bool = False,
+        reset_num_timesteps: bool = False,
+    ) -> Reflect:
         """Run the agent in its environment streams for ``total_timesteps`` more steps, learning online.
 
         ``callback``: a :class:`~reflect.agents.callbacks.ReflectCallback`, a list, or a function
@@ -226,8 +241,15 @@ class Reflect:
                 obs = next_obs
                 self._last_obs = obs
                 if callbacks is not None:
-                    local.update(actions=actions, rewards=rewards, terminated=terminated, truncated=truncated,
-                                 dones=dones, infos=infos, episodes=episodes)
+                    local.update(
+                        actions=actions,
+                        rewards=rewards,
+                        terminated=terminated,
+                        truncated=truncated,
+                        dones=dones,
+                        infos=infos,
+                        episodes=episodes,
+                    )
                     callbacks.update_locals(local)
                     if not callbacks.on_step():
                         break
@@ -252,7 +274,9 @@ class Reflect:
         array = np.asarray(observation, dtype=np.float64)
         single = array.ndim == 1
         inputs = torch.as_tensor(self.normalize_observation(array), dtype=torch.float32)
-        start = None if episode_start is None else torch.as_tensor(np.asarray(episode_start, dtype=bool)).view(-1)
+        start = (
+            None if episode_start is None else torch.as_tensor(np.asarray(episode_start, dtype=bool)).view(-1)
+        )
         with torch.no_grad():
             out, new_state = self.actor(inputs, state, start)
         actions = self._predict_head.sample(out.numpy(), deterministic)
@@ -301,7 +325,9 @@ class Reflect:
         return path
 
     @classmethod
-    def from_checkpoint(cls, payload: Mapping[str, Any], env: Any = None, *, restore_env: bool = True) -> Reflect:
+    def from_checkpoint(
+        cls, payload: Mapping[str, Any], env: Any = None, *, restore_env: bool = True
+    ) -> Reflect:
         """Rebuild an agent from :meth:`checkpoint`'s payload (``env`` defaults to the saved env id)."""
         if payload.get("agent") != AGENT_NAME:
             raise ValueError(f"checkpoint holds agent {payload.get('agent')!r}, not {AGENT_NAME!r}")

@@ -28,7 +28,9 @@ class DelayedMatchEnv(gym.Env):
         out[self.cue if self.t == 0 else 2] = 1.0
         return out
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self.cue, self.t = int(self.np_random.integers(2)), 0
         return self._obs(), {}
@@ -46,5 +48,5 @@ class NaNObservationEnv(DelayedMatchEnv):
     """Like DelayedMatchEnv, but the observation after the third step is NaN."""
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        obs, reward, terminated, truncated, info = super().step(action)
+        _, reward, terminated, truncated, info = super().step(action)
         return np.full(3, np.nan, dtype=np.float32), reward, terminated, truncated, info

@@ -8,10 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from tasks import DelayedMatchEnv, NaNObservationEnv
-
 from reflect.agents import Reflect
 from reflect.envs import UnsupportedSpaceError
+from tasks import DelayedMatchEnv, NaNObservationEnv
 
 SMALL = {"network": {"hidden": [32]}, "train": {"total_steps": 1000}}
 TASK = {
@@ -135,5 +134,5 @@ def test_unsupported_spaces_name_what_is_supported() -> None:
 
 
 def test_bad_config_key_is_named() -> None:
-    with pytest.raises(ValueError, match="learner.gama"):
+    with pytest.raises(ValueError, match=r"learner\.gama"):
         Reflect("CartPole-v1", {"learner": {"gama": 0.9}})

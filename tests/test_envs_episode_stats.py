@@ -10,19 +10,20 @@ import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import RecordEpisodeStatistics, TimeLimit
 from gymnasium.wrappers.vector import RecordEpisodeStatistics as VectorRecordEpisodeStatistics
-
 from reflect.envs import EpisodeRecord, StreamVectorEnv, read_episode_statistics
 
 STEPS = 120
 
 
-class Coin(gym.Env[np.ndarray, int]):
+class Coin(gym.Env[np.ndarray, Any]):
     """Random float rewards; ends with probability 0.15 per step (and at a time limit when wrapped)."""
 
     observation_space = gym.spaces.Box(-10.0, 10.0, (1,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         return np.zeros(1, np.float32), {}
 
@@ -35,7 +36,9 @@ def coin() -> gym.Env:
     return TimeLimit(Coin(), max_episode_steps=9)
 
 
-def hand_records(rewards: list[np.ndarray], dones: list[np.ndarray], next_step: bool) -> list[list[EpisodeRecord]]:
+def hand_records(
+    rewards: list[np.ndarray], dones: list[np.ndarray], next_step: bool
+) -> list[list[EpisodeRecord]]:
     """Per step, the episodes that ended, from the step rewards; ``next_step``: skip each reset step."""
     num_envs = len(rewards[0])
     total = [0.0] * num_envs
@@ -59,7 +62,10 @@ def hand_records(rewards: list[np.ndarray], dones: list[np.ndarray], next_step: 
     return out
 
 
-def collect(env: gym.vector.VectorEnv) -> tuple[list[list[EpisodeRecord]], list[np.ndarray], list[np.ndarray]]:
+Collected = tuple[list[list[EpisodeRecord]], list[np.ndarray], list[np.ndarray]]
+
+
+def collect(env: gym.vector.VectorEnv) -> Collected:
     env.reset(seed=3)
     actions = np.random.default_rng(0).integers(0, 2, size=(STEPS, env.num_envs))
     read, rewards, dones = [], [], []

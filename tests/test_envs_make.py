@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from gymnasium.wrappers import FlattenObservation, PassiveEnvChecker
-
 from reflect.envs import (
     EnvSetupError,
     SpaceInfo,
@@ -62,7 +61,8 @@ def test_setup_errors_are_value_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env_id", "extra"), [("HalfCheetah-v5", "mujoco"), ("LunarLander-v3", "box2d"), ("CartPole-v1", "classic-control")]
+    ("env_id", "extra"),
+    [("HalfCheetah-v5", "mujoco"), ("LunarLander-v3", "box2d"), ("CartPole-v1", "classic-control")],
 )
 def test_missing_optional_dependency_names_the_pip_extra(
     monkeypatch: pytest.MonkeyPatch, env_id: str, extra: str
@@ -153,12 +153,15 @@ def test_stream_vector_env_takes_flattened_discrete_observations() -> None:
 def test_check_spaces_discrete() -> None:
     env = gym.make("CartPole-v1")
     info = check_spaces(env.observation_space, env.action_space)
-    assert info == SpaceInfo(obs_dim=4, action_kind="discrete", num_actions=2, action_low=None, action_high=None)
+    assert info == SpaceInfo(
+        obs_dim=4, action_kind="discrete", num_actions=2, action_low=None, action_high=None
+    )
 
 
 def test_check_spaces_box_action_only_when_asked() -> None:
     obs_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
-    act_space = spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32), dtype=np.float32)
+    low, high = np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32)
+    act_space = spaces.Box(low, high, dtype=np.float32)
     with pytest.raises(UnsupportedSpaceError) as caught:
         check_spaces(obs_space, act_space)
     assert "supported action spaces are Discrete" in str(caught.value)
@@ -195,7 +198,8 @@ def test_unsupported_observation_spaces_say_what_is_supported(space: spaces.Spac
 
 def test_unsupported_action_space_lists_supported_ones() -> None:
     obs_space = spaces.Box(-1.0, 1.0, (3,))
-    with pytest.raises(UnsupportedSpaceError, match=r"MultiDiscrete.*supported action spaces are Discrete or Box$"):
+    expected = r"MultiDiscrete.*supported action spaces are Discrete or Box$"
+    with pytest.raises(UnsupportedSpaceError, match=expected):
         check_spaces(obs_space, spaces.MultiDiscrete([2, 3]), supported_actions=("Discrete", "Box"))
     with pytest.raises(UnsupportedSpaceError, match=r"has 2 dimensions: only a 1-D Box action"):
         check_spaces(obs_space, spaces.Box(-1, 1, (2, 2)), supported_actions=("Box",))

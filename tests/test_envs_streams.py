@@ -11,7 +11,6 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers import NormalizeObservation
-
 from reflect.envs import EnvSetupError, StreamVectorEnv, make_env, make_single_env
 
 SEED = 7
@@ -111,7 +110,7 @@ def test_construction_errors() -> None:
         StreamVectorEnv.from_envs([env, make_single_env("Acrobot-v1")])
 
 
-class Frames(gym.Env[np.ndarray, int]):
+class Frames(gym.Env[np.ndarray, Any]):
     """Tiny env that renders a constant frame and counts closes."""
 
     metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012
@@ -123,7 +122,9 @@ class Frames(gym.Env[np.ndarray, int]):
         self.render_mode = render_mode
         self.closes = 0
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         return np.zeros(2, np.float32), {}
 
@@ -200,7 +201,8 @@ def same_trace(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
 # Steps before the snapshot and after it: the part after it crosses episode ends (time limits of
 # 500 and 200 steps for Acrobot and Pendulum), so the restored generators draw the next initial states.
 @pytest.mark.parametrize(
-    ("env_id", "before", "after"), [("CartPole-v1", 60, 120), ("Acrobot-v1", 460, 80), ("Pendulum-v1", 170, 80)]
+    ("env_id", "before", "after"),
+    [("CartPole-v1", 60, 120), ("Acrobot-v1", 460, 80), ("Pendulum-v1", 170, 80)],
 )
 def test_snapshot_restore_continues_identically(env_id: str, before: int, after: int) -> None:
     original = make_env(env_id, seed=SEED, num_envs=2)

@@ -18,8 +18,13 @@ def make_learner(streams: int = 1, seed: int = 0, **config: float | str) -> Refl
     actor = SpikingNetwork(3, 2, (16,))
     third = config.get("third_factor", "td")
     critic = SpikingNetwork(3, 1, (16,)) if third == "td" else None
-    return ReflectLearner(actor, critic, CategoricalHead(2, seed=seed), LearnerConfig(**config),  # type: ignore[arg-type]
-                          num_streams=streams)
+    return ReflectLearner(
+        actor,
+        critic,
+        CategoricalHead(2, seed=seed),
+        LearnerConfig(**config),  # type: ignore[arg-type]
+        num_streams=streams,
+    )
 
 
 def obs(seed: int, streams: int = 1) -> torch.Tensor:
@@ -114,8 +119,10 @@ def _tiny_steps(streams: int, end_stream0: bool) -> ReflectLearner:
 def test_one_stream_ending_leaves_the_other_streams_untouched() -> None:
     ended, running = _tiny_steps(2, True), _tiny_steps(2, False)
     assert ended.critic_engine is not None and running.critic_engine is not None
-    for engine_a, engine_b in ((ended.critic_engine, running.critic_engine),
-                               (ended.actor_engine, running.actor_engine)):
+    for engine_a, engine_b in (
+        (ended.critic_engine, running.critic_engine),
+        (ended.actor_engine, running.actor_engine),
+    ):
         a, b = engine_a.state_tensors(), engine_b.state_tensors()
         differs0 = any(not torch.equal(a[k][0], b[k][0]) for k in a if a[k].dim() > 1)
         assert differs0  # stream 0 restarted

@@ -31,8 +31,9 @@ def _nets(seed: int = 3) -> tuple[SpikingNetwork, SpikingNetwork]:
     return actor, critic
 
 
-def _outputs_at(net: SpikingNetwork, var: dict[str, torch.Tensor], used: list[dict[str, torch.Tensor]],
-                xs: torch.Tensor) -> torch.Tensor:
+def _outputs_at(
+    net: SpikingNetwork, var: dict[str, torch.Tensor], used: list[dict[str, torch.Tensor]], xs: torch.Tensor
+) -> torch.Tensor:
     """Readout at the last of ``xs`` ``[k+1, 1, in]``; step ``j`` runs with weights ``used[j]``."""
     state = None
     out = xs.new_zeros(())
@@ -46,20 +47,27 @@ def _flat_l1(tensors: dict[str, torch.Tensor]) -> float:
     return float(sum(t.abs().sum() for t in tensors.values()))
 
 
-def _obgd(params: dict[str, torch.Tensor], z: dict[str, torch.Tensor], delta: float, lr: float,
-          kappa: float) -> dict[str, torch.Tensor]:
+def _obgd(
+    params: dict[str, torch.Tensor], z: dict[str, torch.Tensor], delta: float, lr: float, kappa: float
+) -> dict[str, torch.Tensor]:
     bound = kappa * lr * max(abs(delta), 1.0) * _flat_l1(z)
     step = lr / bound if bound > 1.0 else lr
     return {name: params[name] + step * delta * z[name] for name in params}
 
 
-def reference_update(actor: SpikingNetwork, critic: SpikingNetwork, xs: torch.Tensor, actions: list[int],
-                     rewards: list[float], config: LearnerConfig) -> tuple[dict, dict]:
+def reference_update(
+    actor: SpikingNetwork,
+    critic: SpikingNetwork,
+    xs: torch.Tensor,
+    actions: list[int],
+    rewards: list[float],
+    config: LearnerConfig,
+) -> tuple[dict, dict]:
     """Actor and critic weights after ``T`` online actor-critic(lambda) steps, by autograd."""
     theta = {n: p.detach().clone() for n, p in actor.named_parameters()}
     w = {n: p.detach().clone() for n, p in critic.named_parameters()}
-    theta_used: list[dict] = []   # actor weights used at step j
-    w_used: list[dict] = []       # critic weights used at step j
+    theta_used: list[dict] = []  # actor weights used at step j
+    w_used: list[dict] = []  # critic weights used at step j
     z_theta = {n: torch.zeros_like(p) for n, p in theta.items()}
     z_w = {n: torch.zeros_like(p) for n, p in w.items()}
     decay = config.gamma * config.lam
@@ -106,11 +114,18 @@ def run_learner(config: LearnerConfig, algorithm: str = "d-rtrl") -> tuple[dict,
     critic_after = {n: p.detach().clone() for n, p in critic.named_parameters()}
     actor.load_state_dict(start_actor)
     critic.load_state_dict(start_critic)
-    return actor_after, critic_after, {"actor": actor, "critic": critic, "xs": xs}, {"rewards": rewards}, actions
+    return (
+        actor_after,
+        critic_after,
+        {"actor": actor, "critic": critic, "xs": xs},
+        {"rewards": rewards},
+        actions,
+    )
 
 
-CONFIG = LearnerConfig(gamma=0.9, lam=0.7, actor_lr=0.3, critic_lr=0.2, actor_kappa=2.0, critic_kappa=1.5,
-                       entropy_coef=0.05)
+CONFIG = LearnerConfig(
+    gamma=0.9, lam=0.7, actor_lr=0.3, critic_lr=0.2, actor_kappa=2.0, critic_kappa=1.5, entropy_coef=0.05
+)
 
 
 def _max_error(a: dict, b: dict) -> float:

@@ -21,20 +21,44 @@ from reflect.commands.common import non_negative_int, positive_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    train = commands.add_parser("train", help="train a spiking agent online (REFLECT)", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    train = commands.add_parser(
+        "train",
+        help="train a spiking agent online (REFLECT)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     train.add_argument("--env", metavar="ENV_ID", help="Gymnasium env id, e.g. CartPole-v1")
     train.add_argument("--config", type=Path, metavar="FILE", help="YAML hyperparameters keyed by env id")
     train.add_argument("--seed", type=non_negative_int, default=None, help="random seed (default: 0)")
     train.add_argument("--total-steps", type=positive_int, metavar="N", help="environment steps in total")
-    train.add_argument("--run-dir", type=Path, metavar="DIR",
-                       help="write this run's artifacts into DIR itself (must be empty or new)")
-    train.add_argument("--runs-root", type=Path, default=Path("runs"), metavar="DIR",
-                       help="where run folders are created when --run-dir is not given (default: runs)")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one config key, e.g. --set learner.gamma=0.98 (repeatable)")
-    train.add_argument("--num-threads", type=positive_int, default=1, metavar="N",
-                       help="torch CPU threads (default: 1; batch-1 online learning is fastest on one)")
+    train.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="write this run's artifacts into DIR itself (must be empty or new)",
+    )
+    train.add_argument(
+        "--runs-root",
+        type=Path,
+        default=Path("runs"),
+        metavar="DIR",
+        help="where run folders are created when --run-dir is not given (default: runs)",
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set learner.gamma=0.98 (repeatable)",
+    )
+    train.add_argument(
+        "--num-threads",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="torch CPU threads (default: 1; batch-1 online learning is fastest on one)",
+    )
     train.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--quiet", action="store_true", help="no per-evaluation lines")
@@ -60,9 +84,13 @@ def run(args: argparse.Namespace) -> int:
         if args.env is not None and args.env != saved_env:
             raise ValueError(f"--env {args.env} does not match the checkpoint's env {saved_env}; drop --env")
         if args.config is not None:
-            raise ValueError("--config cannot change a resumed run's hyperparameters; use --set for the schedule")
+            raise ValueError(
+                "--config cannot change a resumed run's hyperparameters; use --set for the schedule"
+            )
         if args.seed is not None and args.seed != int(resume["seed"]):
-            raise ValueError(f"--seed {args.seed} does not match the checkpoint's seed {resume['seed']}; drop --seed")
+            raise ValueError(
+                f"--seed {args.seed} does not match the checkpoint's seed {resume['seed']}; drop --seed"
+            )
         env_id, seed = str(saved_env), int(resume["seed"])
         config = load_reflect_config(env_id, base=resume["config"], overrides=args.overrides)
     else:
@@ -71,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         env_id, seed = args.env, 0 if args.seed is None else args.seed
         config = load_reflect_config(env_id, args.config, args.overrides)
     if args.total_steps is not None:
-        config = load_reflect_config(env_id, base=to_dict(config),
-                                     overrides=[f"train.total_steps={args.total_steps}"])
+        config = load_reflect_config(
+            env_id, base=to_dict(config), overrides=[f"train.total_steps={args.total_steps}"]
+        )
     probe = make_single_env(env_id)  # fail on a bad env id or space before any folder is created
     try:
         check_spaces(probe.observation_space, probe.action_space)
@@ -81,11 +110,21 @@ def run(args: argparse.Namespace) -> int:
     run_dir = create_run_dir(args.runs_root, env_id, AGENT_NAME, seed, explicit=args.run_dir)
     command = shlex.join(["reflect", *getattr(args, "argv", ["train", "--env", env_id])])
     print(f"run folder: {run_dir}", file=sys.stderr)
-    result = train(env_id, config, run_dir, seed=seed, resume=resume, command=command,
-                   progress_bar=not args.no_progress, verbose=0 if args.quiet else 1)
+    result = train(
+        env_id,
+        config,
+        run_dir,
+        seed=seed,
+        resume=resume,
+        command=command,
+        progress_bar=not args.no_progress,
+        verbose=0 if args.quiet else 1,
+    )
     summary = result.summary
     solved = summary["solved_at_step"]
-    print(f"{env_id} seed {seed}: {summary['total_steps']:,} steps, {summary['steps_per_second']} steps/s, "
-          f"final eval {summary['final_eval_mean_return']}, best {summary['best_eval_mean_return']}, "
-          f"solved at {solved if solved is not None else 'never'} -> {run_dir}")
+    print(
+        f"{env_id} seed {seed}: {summary['total_steps']:,} steps, {summary['steps_per_second']} steps/s, "
+        f"final eval {summary['final_eval_mean_return']}, best {summary['best_eval_mean_return']}, "
+        f"solved at {solved if solved is not None else 'never'} -> {run_dir}"
+    )
     return SIGNAL_EXIT_CODES.get(result.interrupted or "", 0)

@@ -87,7 +87,9 @@ class ReflectLearner:
         if uses_critic and critic is None:
             raise ValueError("third_factor='td' needs a critic network")
         if actor.out_features != head.num_outputs:
-            raise ValueError(f"actor readout has {actor.out_features} outputs, the head needs {head.num_outputs}")
+            raise ValueError(
+                f"actor readout has {actor.out_features} outputs, the head needs {head.num_outputs}"
+            )
         if critic is not None and critic.out_features != 1:
             raise ValueError(f"critic readout must have 1 output, got {critic.out_features}")
         self.config, self.head, self.num_streams = config, head, num_streams
@@ -101,7 +103,7 @@ class ReflectLearner:
             self.critic_engine = TraceEngine(critic, num_streams, algorithm=trace_algorithm)
             self.critic = TraceGroup(self.critic_engine, decay, config.critic_lr, config.critic_kappa)
             self.critic.signal.fill_(1.0)  # dV/do = 1
-        self.values = np.zeros(num_streams)           # V(h_t) of the current step
+        self.values = np.zeros(num_streams)  # V(h_t) of the current step
         self.critic_pending = np.ones(num_streams, dtype=bool)  # critic has not seen this episode's obs
         self.reward_baseline = 0.0
         self.actions: np.ndarray = np.zeros(num_streams, dtype=np.int64)
@@ -152,8 +154,9 @@ class ReflectLearner:
             t.copy_(torch.where(mask, old, t))
 
     # ------------------------------------------------------------------------------ observe
-    def observe(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                next_obs: Tensor) -> np.ndarray:
+    def observe(
+        self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, next_obs: Tensor
+    ) -> np.ndarray:
         """One online update from the transition of the last :meth:`act`; returns ``delta`` ``[B]``.
 
         ``next_obs`` ``[B, obs_dim]``: the observation that followed (for a stream whose episode
@@ -204,7 +207,9 @@ class ReflectLearner:
             critic_step, critic_l1 = self.critic.apply_one(delta)
             stats.critic_step += critic_step
             if not math.isfinite(critic_l1):
-                raise FloatingPointError("non-finite eligibility trace in the critic: stopping before it spreads")
+                raise FloatingPointError(
+                    "non-finite eligibility trace in the critic: stopping before it spreads"
+                )
         if not math.isfinite(actor_l1):
             raise FloatingPointError("non-finite eligibility trace in the actor: stopping before it spreads")
         stats.steps += 1
@@ -213,8 +218,9 @@ class ReflectLearner:
         stats.actor_step += actor_step
         return delta
 
-    def _observe_many(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                      next_obs: Tensor) -> np.ndarray:
+    def _observe_many(
+        self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, next_obs: Tensor
+    ) -> np.ndarray:
         config = self.config
         if self.critic is not None:
             assert self.critic_engine is not None
@@ -231,8 +237,9 @@ class ReflectLearner:
                 f"non-finite reward prediction error {delta.tolist()} (reward {reward.tolist()}): "
                 "check the environment's rewards and observations"
             )
-        self.head.score(self.actor_out, self.actions, config.entropy_coef * np.sign(delta),
-                        self.actor.signal_np)
+        self.head.score(
+            self.actor_out, self.actions, config.entropy_coef * np.sign(delta), self.actor.signal_np
+        )
         self.actor.accumulate()
         actor_steps, actor_l1 = self.actor.apply(delta)
         if not np.isfinite(actor_l1).all():
@@ -240,7 +247,9 @@ class ReflectLearner:
         if self.critic is not None:
             critic_steps, critic_l1 = self.critic.apply(delta)
             if not np.isfinite(critic_l1).all():
-                raise FloatingPointError("non-finite eligibility trace in the critic: stopping before it spreads")
+                raise FloatingPointError(
+                    "non-finite eligibility trace in the critic: stopping before it spreads"
+                )
             self.stats.critic_step += float(critic_steps.mean())
         stats = self.stats
         stats.steps += 1
@@ -248,6 +257,7 @@ class ReflectLearner:
         stats.actor_trace_l1 += float(actor_l1.mean())
         stats.actor_step += float(actor_steps.mean())
         return delta
+
     def end_episodes(self, done: np.ndarray) -> None:
         """Zero network state and all traces of the streams in ``done`` (``[B]`` bool)."""
         self.actor.reset(done)

@@ -47,7 +47,8 @@ class TraceGroup:
         self._coefficients = ref.new_zeros(1, batch)
         self._update = ref.new_zeros(1, sum(sizes))
         self._update_views = [
-            flat.view(p.shape) for flat, p in zip(torch.split(self._update[0], sizes), self.params, strict=True)
+            flat.view(p.shape)
+            for flat, p in zip(torch.split(self._update[0], sizes), self.params, strict=True)
         ]
 
     def _stream_views(self, flat: Tensor, sizes: list[int]) -> list[list[Tensor]]:
@@ -92,7 +93,7 @@ class TraceGroup:
         return self.z.abs().sum(dim=1, dtype=torch.float64).numpy()
 
     def apply(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bounded update from the errors ``delta`` ``[B]``; returns ``(step sizes, ||z||_1)``, each ``[B]``."""
+        """Bounded update from the errors ``delta`` ``[B]``; returns step sizes and ``||z||_1``, ``[B]``."""
         l1 = self.trace_l1()
         steps = obgd_step_sizes(self.lr, self.kappa, delta, l1)
         coefficients = steps * delta / self.batch_size

@@ -89,8 +89,14 @@ class EvaluationCallback(_Periodic):
     """Evaluates the frozen policy on its own env every ``every`` steps; reports each result to
     ``on_result(record, result)``. ``seconds`` accumulates the time spent evaluating."""
 
-    def __init__(self, env: Any, every: int, episodes: int, seed: int,
-                 on_result: Callable[[EvaluationRecord, EvaluationResult], None]) -> None:
+    def __init__(
+        self,
+        env: Any,
+        every: int,
+        episodes: int,
+        seed: int,
+        on_result: Callable[[EvaluationRecord, EvaluationResult], None],
+    ) -> None:
         super().__init__(every)
         self.env, self.episodes, self.seed, self.on_result = env, episodes, seed, on_result
         self.seconds = 0.0
@@ -98,7 +104,9 @@ class EvaluationCallback(_Periodic):
     def evaluate_now(self) -> EvaluationRecord:
         start = time.perf_counter()
         result = run_episodes(self.model.policy(), self.env, self.episodes, self.seed)
-        record = EvaluationRecord(self.num_timesteps, result.mean_return, result.std_return, result.mean_length)
+        record = EvaluationRecord(
+            self.num_timesteps, result.mean_return, result.std_return, result.mean_length
+        )
         self.seconds += time.perf_counter() - start
         self.on_result(record, result)
         return record

@@ -27,8 +27,11 @@ def newest_model(run_dir: Path) -> Path | None:
     for name in ("final_model.pt", "best_model.pt"):
         if (run_dir / name).is_file():
             return run_dir / name
-    steps = [(int(m.group(1)), p) for p in (run_dir / "checkpoints").glob("step_*.pt")
-             if (m := re.fullmatch(r"step_(\d+)\.pt", p.name))]
+    steps = [
+        (int(m.group(1)), p)
+        for p in (run_dir / "checkpoints").glob("step_*.pt")
+        if (m := re.fullmatch(r"step_(\d+)\.pt", p.name))
+    ]
     return max(steps)[1] if steps else None
 
 
@@ -58,10 +61,19 @@ def plot_run(run_dir: Path | str, raster_steps: int = 200) -> list[Path]:
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     env_id = summary.get("env")
     title = f"{env_id or run_dir.name} - REFLECT (seed {summary.get('seed', '?')})"
-    evaluations = read_evaluations_csv(run_dir / "evaluations.csv") if (run_dir / "evaluations.csv").is_file() else []
+    evaluations = (
+        read_evaluations_csv(run_dir / "evaluations.csv") if (run_dir / "evaluations.csv").is_file() else []
+    )
     episodes = read_episodes_csv(run_dir / "episodes.csv") if (run_dir / "episodes.csv").is_file() else []
-    written = [plot_learning_curve(evaluations, episodes, run_dir / "learning_curve.png", title=title,
-                                   threshold=summary.get("reward_threshold"))]
+    written = [
+        plot_learning_curve(
+            evaluations,
+            episodes,
+            run_dir / "learning_curve.png",
+            title=title,
+            threshold=summary.get("reward_threshold"),
+        )
+    ]
     model = newest_model(run_dir)
     if model is not None:
         agent = Reflect.from_checkpoint(load_checkpoint(model), restore_env=False)
@@ -70,7 +82,12 @@ def plot_run(run_dir: Path | str, raster_steps: int = 200) -> list[Path]:
         agent.env.close()
         neuron = agent.config.network.neuron.upper()
         names = [f"actor layer {i} ({s.shape[1]} {neuron})" for i, s in enumerate(spikes)]
-        written.append(plot_spike_raster(spikes, run_dir / "spike_raster.png",
-                                         title=f"{env_id}: actor spikes, one evaluation episode ({model.name})",
-                                         layer_names=names))
+        written.append(
+            plot_spike_raster(
+                spikes,
+                run_dir / "spike_raster.png",
+                title=f"{env_id}: actor spikes, one evaluation episode ({model.name})",
+                layer_names=names,
+            )
+        )
     return written

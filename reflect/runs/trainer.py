@@ -92,8 +92,15 @@ def _stop_on_signals(flag: StopFlagCallback) -> Iterator[None]:
 class _RunRecorder:
     """Evaluation history, best model and the TensorBoard eval scalars of one run."""
 
-    def __init__(self, agent: Reflect, run_dir: Path, writer: Any, threshold: float | None,
-                 history: list[EvaluationRecord], verbose: int) -> None:
+    def __init__(
+        self,
+        agent: Reflect,
+        run_dir: Path,
+        writer: Any,
+        threshold: float | None,
+        history: list[EvaluationRecord],
+        verbose: int,
+    ) -> None:
         self.agent, self.run_dir, self.writer, self.threshold = agent, run_dir, writer, threshold
         self.history = history
         self.best = max((r.mean_return for r in history), default=None)
@@ -109,8 +116,11 @@ class _RunRecorder:
             self.best = record.mean_return
             self.agent.save(self.run_dir / "best_model.pt")
         if self.verbose:
-            print(f"step {record.step:>9,}  eval return {record.mean_return:8.1f} +- {record.std_return:6.1f}"
-                  f"  (best {self.best:.1f})", file=sys.stderr)
+            print(
+                f"step {record.step:>9,}  eval return {record.mean_return:8.1f} +- {record.std_return:6.1f}"
+                f"  (best {self.best:.1f})",
+                file=sys.stderr,
+            )
 
 
 def _history_from(payload: Mapping[str, Any] | None) -> list[EvaluationRecord]:
@@ -120,9 +130,17 @@ def _history_from(payload: Mapping[str, Any] | None) -> list[EvaluationRecord]:
     return [EvaluationRecord(int(s), float(m), float(sd), float(n)) for s, m, sd, n in rows]
 
 
-def build_summary(env_id: str, seed: int, agent: Reflect, history: list[EvaluationRecord],
-                  threshold: float | None, wall_seconds: float, learn_seconds: float,
-                  learned_steps: int, interrupted: str | None) -> dict[str, Any]:
+def build_summary(
+    env_id: str,
+    seed: int,
+    agent: Reflect,
+    history: list[EvaluationRecord],
+    threshold: float | None,
+    wall_seconds: float,
+    learn_seconds: float,
+    learned_steps: int,
+    interrupted: str | None,
+) -> dict[str, Any]:
     """``summary.json`` (keys of design section 7, plus ``reward_threshold`` and ``interrupted``)."""
     return {
         "env": env_id,
@@ -172,12 +190,18 @@ def train(
     recorder = _RunRecorder(agent, run_dir, writer, threshold, history, verbose)
     schedule = config.train
     eval_env = make_single_env(env_id)
-    evaluation = EvaluationCallback(eval_env, schedule.eval_every, schedule.eval_episodes,
-                                    seed + EVAL_SEED_OFFSET, recorder.on_evaluation)
+    evaluation = EvaluationCallback(
+        eval_env, schedule.eval_every, schedule.eval_episodes, seed + EVAL_SEED_OFFSET, recorder.on_evaluation
+    )
     checkpoints = CheckpointCallback(run_dir / "checkpoints", schedule.checkpoint_every)
     stop = StopFlagCallback()
-    callbacks = [EpisodeCsvCallback(run_dir / "episodes.csv"), TensorBoardCallback(writer, schedule.log_every),
-                 evaluation, checkpoints, stop]
+    callbacks = [
+        EpisodeCsvCallback(run_dir / "episodes.csv"),
+        TensorBoardCallback(writer, schedule.log_every),
+        evaluation,
+        checkpoints,
+        stop,
+    ]
     remaining = max(schedule.total_steps - agent.num_timesteps, 0)
     start_steps = agent.num_timesteps
     learn_start = time.perf_counter()
@@ -197,8 +221,17 @@ def train(
         writer.close()
         eval_env.close()
         agent.env.close()
-    summary = build_summary(env_id, seed, agent, recorder.history, threshold, time.perf_counter() - wall_start,
-                            learn_seconds, agent.num_timesteps - start_steps, stop.reason)
+    summary = build_summary(
+        env_id,
+        seed,
+        agent,
+        recorder.history,
+        threshold,
+        time.perf_counter() - wall_start,
+        learn_seconds,
+        agent.num_timesteps - start_steps,
+        stop.reason,
+    )
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     if plots and stop.reason is None:
         from reflect.runs.plot_run import plot_run
