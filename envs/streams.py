@@ -229,6 +229,8 @@ class StreamVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             "episode_lengths": torch.from_numpy(self.episode_lengths.copy()),
             "episode_seconds": [float(now - start) for start in self._episode_starts],
             "needs_reset": self._needs_reset,
+            "initial_seed": self.initial_seed,
+            "initial_seed_pending": self._initial_seed_pending,
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -262,3 +264,5 @@ class StreamVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         seconds = np.asarray(snapshot["episode_seconds"], dtype=np.float64)
         self._episode_starts[:] = time.perf_counter() - seconds
         self._needs_reset = bool(snapshot["needs_reset"])
+        self.initial_seed = snapshot["initial_seed"]
+        self._initial_seed_pending = bool(snapshot["initial_seed_pending"])

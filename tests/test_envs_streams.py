@@ -113,11 +113,11 @@ def test_construction_errors() -> None:
 class Frames(gym.Env[np.ndarray, Any]):
     """Tiny env that renders a constant frame and counts closes."""
 
-    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012
     observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
     def __init__(self, value: int, render_mode: str | None = "rgb_array") -> None:
+        self.metadata = {"render_modes": ["rgb_array"]}
         self.value = value
         self.render_mode = render_mode
         self.closes = 0
@@ -273,3 +273,14 @@ def test_mujoco_snapshot_restore_continues_identically() -> None:
     restored = make_env("Ant-v5", num_envs=2)
     restored.restore(save_and_load(original.snapshot()))
     assert same_trace(run(restored, actions[30:]), run(original, actions[30:]))
+
+
+def test_snapshot_before_the_first_reset_keeps_the_pending_seed() -> None:
+    original = make_env("CartPole-v1", seed=21, num_envs=2)
+    restored = make_env("CartPole-v1", num_envs=2)
+    restored.restore(save_and_load(original.snapshot()))
+    with pytest.raises(EnvSetupError, match=r"before reset"):
+        restored.step(np.array([0, 0]))
+    obs, _ = restored.reset()
+    np.testing.assert_array_equal(obs[1], gym.make("CartPole-v1").reset(seed=22)[0])
+    np.testing.assert_array_equal(obs, original.reset()[0])
