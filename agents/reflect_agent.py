@@ -167,7 +167,7 @@ class Reflect:
         from it at the next :meth:`observe`. Observation statistics are updated with ``obs``."""
         array, single = self._stream_obs(obs)
         self._inputs_np[...] = self._normalize(array, update=True)
-        actions = self.learner.act(self._inputs)
+        actions = self.learner.act(self._inputs_np)
         return int(actions[0]) if single else actions
 
     def observe(self, reward: Any, terminated: Any, truncated: Any, next_obs: Any) -> np.ndarray:
@@ -183,7 +183,7 @@ class Reflect:
         if self.reward_scaler is not None:
             reward = self.reward_scaler.scale(reward, terminated, truncated)
         self._inputs_np[...] = self._normalize(array, update=False)
-        return self.learner.observe(reward, terminated, truncated, self._inputs)
+        return self.learner.observe(reward, terminated, truncated, self._inputs_np)
 
     def reset_state(self) -> None:
         """Zero network state and traces of every stream (weights and statistics are kept)."""

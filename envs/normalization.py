@@ -102,6 +102,8 @@ class ObservationNormalizer:
         self.rms = RunningMeanStd(shape)
         self.clip = float(clip)
         self.epsilon = float(epsilon)
+        self._scale_count = -1  # count at which _scale = 1 / sqrt(var + eps) was computed
+        self._scale = np.ones(self.rms.shape)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -110,7 +112,8 @@ class ObservationNormalizer:
 
     def __call__(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
         """Normalise ``obs`` ``[N, *shape]`` to float32 ``[N, *shape]``; if ``update``, stats update first."""
-        obs = np.asarray(obs)
+        if not isinstance(obs, np.ndarray):
+            obs = np.asarray(obs)
         if obs.shape[1:] != self.rms.shape:
             raise ValueError(
                 f"ObservationNormalizer of shape {self.rms.shape} got observations of shape {obs.shape}: "
@@ -119,8 +122,13 @@ class ObservationNormalizer:
         _check_finite(obs, "observation")
         if update:
             self.rms.update(obs)
-        normalized = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon)
-        return np.clip(normalized, -self.clip, self.clip).astype(np.float32)
+        if self._scale_count != self.rms.count:
+            self._scale = 1.0 / np.sqrt(self.rms.var + self.epsilon)
+            self._scale_count = self.rms.count
+        normalized = obs - self.rms.mean
+        normalized *= self._scale
+        np.clip(normalized, -self.clip, self.clip, out=normalized)
+        return normalized.astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:
         """``{"rms": ..., "clip": float, "epsilon": float}``."""
@@ -130,6 +138,7 @@ class ObservationNormalizer:
         """Load a :meth:`state_dict` (statistics, clip and epsilon)."""
         self.rms.load_state_dict(state["rms"])
         self.clip, self.epsilon = float(state["clip"]), float(state["epsilon"])
+        self._scale_count = -1
 
 
 class RewardScaler:

@@ -14,7 +14,8 @@ class DelayedMatchEnv(gym.Env):
     Step 0 shows a one-hot cue ``[c == 0, c == 1, 0]``; the action then taken is the only one that
     matters. ``delay`` blank steps (``[0, 0, 1]``, actions ignored) follow, and the last one pays 1 if
     the first action matched the cue, else 0, and terminates. Nothing observed after step 0 reveals the
-    first action, so only a log-prob trace (lambda > 0) can carry the late reward back to it.
+    first action, so (with a memoryless network, beta = 0) only a log-prob trace (lambda > 0) can carry
+    the late reward back to it.
     """
 
     def __init__(self, delay: int = 2) -> None:

@@ -14,7 +14,7 @@ from tasks import DelayedMatchEnv, NaNObservationEnv
 
 SMALL = {"network": {"hidden": [32]}, "train": {"total_steps": 1000}}
 TASK = {
-    "network": {"hidden": [32], "beta": 0.5},
+    "network": {"hidden": [32], "beta": 0.0},
     "learner": {"gamma": 0.99, "lam": 0.9, "actor_kappa": 2.0, "entropy_coef": 0.0},
     "normalize": {"observations": False, "rewards": False},
 }

@@ -177,3 +177,35 @@ def test_bad_input_is_a_clear_error() -> None:
     net.layers[0].weight.data = net.layers[0].weight.data.clone()
     with pytest.raises(ValueError, match="packed storage"):
         TraceEngine(net)
+
+
+@pytest.mark.parametrize("readout_decay", [0.0, 0.6])
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_numpy_fast_path_equals_the_torch_kernels(readout_decay: float, recurrent: bool) -> None:
+    """The numpy kernels and the torch kernels give the same outputs, states and gradients."""
+    torch.manual_seed(0)
+    net = SpikingNetwork(3, 2, hidden=(12, 9), readout_decay=readout_decay, recurrent=recurrent).double()
+    fast = TraceEngine(net, batch_size=2)
+    slow = TraceEngine(net, batch_size=2, numpy_path=False)
+    assert fast.numpy_path and not slow.numpy_path
+    gf, gs = fast.zeros_like_gradients(), slow.zeros_like_gradients()
+    for t in range(12):
+        x = 2.0 * torch.randn(2, 3, dtype=torch.float64)
+        torch.testing.assert_close(fast.step(x), slow.step(x), rtol=1e-12, atol=1e-12)
+        signal = torch.randn(2, 2, dtype=torch.float64)
+        fast.backward(signal, gf, decay=0.8)
+        slow.backward(signal, gs, decay=0.8)
+        if t == 5:
+            fast.reset([True, False])
+            slow.reset([True, False])
+    for a, b in zip(gf, gs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for key, t in fast.state_tensors().items():
+        torch.testing.assert_close(t, slow.state_tensors()[key], rtol=1e-10, atol=1e-12)
+
+
+def test_numpy_path_is_refused_where_it_does_not_apply() -> None:
+    net = SpikingNetwork(3, 2, hidden=(8,), neuron="alif")
+    assert not TraceEngine(net).numpy_path
+    with pytest.raises(ValueError, match="numpy_path=True needs LIF"):
+        TraceEngine(net, numpy_path=True)

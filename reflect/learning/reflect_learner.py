@@ -35,6 +35,9 @@ from reflect.spiking.network import SpikingNetwork
 from reflect.traces.engine import TraceEngine
 
 
+Observations = Tensor | np.ndarray  # [B, obs_dim]; numpy arrays avoid a conversion on the numpy path
+
+
 class LearnerStats:
     """Running sums of the per-step learning diagnostics, read and cleared by :meth:`pop`."""
 
@@ -115,7 +118,7 @@ class ReflectLearner:
         self.spike_sums: list[Tensor] = []
 
     # ---------------------------------------------------------------------------------- act
-    def act(self, obs: Tensor) -> np.ndarray:
+    def act(self, obs: Observations) -> np.ndarray:
         """Sample actions ``[B]`` for observations ``[B, obs_dim]``; advances state and traces.
 
         Must be followed by :meth:`observe` before the next call.
@@ -125,7 +128,7 @@ class ReflectLearner:
         if self.critic_engine is not None and self.critic_pending.any():
             self._step_critic(obs, self.critic_pending)
             self.critic_pending[:] = False
-        out = self.actor_engine.step(obs).numpy()  # a view of the engine's buffer, valid until the next step
+        out = self.actor_engine.step_array(obs)  # a view of the engine's buffer, valid until the next step
         self.actor_out = out
         self.actions = self.head.sample(out, deterministic=False)
         if self.spike_sums:
@@ -134,17 +137,17 @@ class ReflectLearner:
         self.awaiting_observe = True
         return self.actions
 
-    def _step_critic(self, obs: Tensor, rows: np.ndarray) -> None:
+    def _step_critic(self, obs: Observations, rows: np.ndarray) -> None:
         """Step the critic on ``obs`` for the streams in ``rows`` only; store their ``V``."""
         assert self.critic_engine is not None
         engine = self.critic_engine
         assert self.critic is not None
         if rows.all():
-            self.values[:] = engine.step(obs).numpy()[:, 0]
+            self.values[:] = engine.step_array(obs)[:, 0]
             self.critic.compute_fresh()
             return
         saved = {name: t.clone() for name, t in engine.state_tensors().items()}
-        out = engine.step(obs).numpy()[:, 0]
+        out = engine.step_array(obs)[:, 0]
         self.values[rows] = out[rows]
         self.critic.compute_fresh(rows)
         keep_old = torch.from_numpy(~rows)
@@ -155,7 +158,7 @@ class ReflectLearner:
 
     # ------------------------------------------------------------------------------ observe
     def observe(
-        self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, next_obs: Tensor
+        self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, next_obs: Observations
     ) -> np.ndarray:
         """One online update from the transition of the last :meth:`act`; returns ``delta`` ``[B]``.
 
@@ -175,7 +178,7 @@ class ReflectLearner:
         self.awaiting_observe = False
         return delta
 
-    def _third_factor(self, reward: float, terminated: bool, next_obs: Tensor) -> float:
+    def _third_factor(self, reward: float, terminated: bool, next_obs: Observations) -> float:
         config = self.config
         if self.critic is None:
             delta = reward - self.reward_baseline
@@ -183,13 +186,13 @@ class ReflectLearner:
             return delta
         assert self.critic_engine is not None
         self.critic.absorb()  # z_w <- gamma lambda z_w + grad V(h_t), computed when V(h_t) was
-        next_value = float(self.critic_engine.step(next_obs)[0, 0])
+        next_value = float(self.critic_engine.step_array(next_obs)[0, 0])
         self.critic.compute_fresh()  # grad V(h_{t+1}) with the weights that produced it
         delta = reward + (0.0 if terminated else config.gamma * next_value) - float(self.values[0])
         self.values[0] = next_value
         return delta
 
-    def _observe_one(self, reward: float, terminated: bool, next_obs: Tensor) -> float:
+    def _observe_one(self, reward: float, terminated: bool, next_obs: Observations) -> float:
         """The single-stream update in plain floats (the latency-critical path)."""
         delta = self._third_factor(reward, terminated, next_obs)
         if not math.isfinite(delta):
@@ -219,13 +222,13 @@ class ReflectLearner:
         return delta
 
     def _observe_many(
-        self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, next_obs: Tensor
+        self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, next_obs: Observations
     ) -> np.ndarray:
         config = self.config
         if self.critic is not None:
             assert self.critic_engine is not None
             self.critic.absorb()
-            next_values = self.critic_engine.step(next_obs).numpy()[:, 0].astype(np.float64)
+            next_values = self.critic_engine.step_array(next_obs)[:, 0].astype(np.float64)
             self.critic.compute_fresh()
             delta = reward + config.gamma * np.where(terminated, 0.0, next_values) - self.values
             self.values = next_values

@@ -50,6 +50,12 @@ class TraceGroup:
             flat.view(p.shape)
             for flat, p in zip(torch.split(self._update[0], sizes), self.params, strict=True)
         ]
+        # numpy views of the same memory, for the single-stream update on the engine's numpy path
+        self._numpy = engine.numpy_path
+        if self._numpy:
+            self.z_np, self.fresh_np = self.z.numpy(), self.fresh.numpy()
+            self.params_np = [p.detach().numpy() for p in self.params]
+            self.views_np = [v.numpy() for v in self.views[0]]
 
     def _stream_views(self, flat: Tensor, sizes: list[int]) -> list[list[Tensor]]:
         return [
@@ -63,7 +69,7 @@ class TraceGroup:
 
     def _backward(self, target: list[list[Tensor]], decay: float, rows: np.ndarray | None) -> None:
         if self.batch_size == 1:
-            self.engine.backward(self.signal, target[0], decay)
+            self.engine.backward(self.signal_np if self._numpy else self.signal, target[0], decay)
             return
         one = self._one_stream
         for b, views in enumerate(target):
@@ -86,6 +92,10 @@ class TraceGroup:
 
     def absorb(self) -> None:
         """``z <- decay * z + fresh`` (the score saved by :meth:`compute_fresh`)."""
+        if self._numpy:
+            self.z_np *= self.decay
+            self.z_np += self.fresh_np
+            return
         torch.add(self.fresh, self.z, alpha=self.decay, out=self.z)
 
     def trace_l1(self) -> np.ndarray:
@@ -107,6 +117,13 @@ class TraceGroup:
 
     def apply_one(self, delta: float) -> tuple[float, float]:
         """:meth:`apply` for a single stream with plain floats; returns ``(step size, ||z||_1)``."""
+        if self._numpy:
+            l1 = float(np.abs(self.z_np).sum())
+            step = obgd_step_size(self.lr, self.kappa, delta, l1)
+            coefficient = step * delta
+            for param, trace in zip(self.params_np, self.views_np, strict=True):
+                param += coefficient * trace
+            return step, l1
         l1 = float(torch.linalg.vector_norm(self.z, 1))
         step = obgd_step_size(self.lr, self.kappa, delta, l1)
         torch._foreach_add_(self.params, self.views[0], alpha=step * delta)

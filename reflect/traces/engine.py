@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reflect.spiking.encoders import DirectEncoder
 from reflect.spiking.layers import LeakyReadout, PackedLinear
 from reflect.spiking.network import NetworkState, SpikingNetwork
 from reflect.spiking.neurons import ALIFState, LIFState
@@ -48,6 +49,40 @@ class _ReadoutTraces:
         self.eps = z.new_zeros(z.shape) if self.decay > 0.0 else z
         self.eps_t = self.eps.t()
         self.input_signal = z.new_zeros(batch, readout.in_features)
+        self.np_z: np.ndarray | None = z.numpy() if z.device.type == "cpu" else None
+        if self.np_z is not None:
+            self.np_packed = readout.packed.detach().numpy()
+            self.np_weight_t = self.np_packed[: readout.in_features].T
+            self.np_y, self.np_o, self.np_eps = self.y.numpy(), self.o.numpy(), self.eps.numpy()
+            self.np_input_signal = self.input_signal.numpy()
+            self.np_scratch = np.zeros_like(self.np_y)
+            self.np_outer = np.zeros_like(self.np_packed)
+
+    def forward_numpy(self, traces: bool) -> np.ndarray:
+        """:meth:`forward` on the numpy views (same buffers); returns the output's numpy view."""
+        np.dot(self.np_z, self.np_packed, out=self.np_y)
+        if self.decay == 0.0:
+            return self.np_y
+        np.subtract(self.np_y, self.np_o, out=self.np_scratch)
+        self.np_scratch *= 1.0 - self.decay
+        self.np_o += self.np_scratch
+        if traces:
+            self.np_eps *= self.decay
+            self.np_eps += (1.0 - self.decay) * self.np_z
+        return self.np_o
+
+    def backward_numpy(self, signal: np.ndarray, grad: np.ndarray, decay: float) -> np.ndarray:
+        """:meth:`backward` on numpy views."""
+        np.dot(self.np_eps.T, signal, out=self.np_outer)
+        if decay == 0.0:
+            grad[...] = self.np_outer
+        else:
+            grad *= decay
+            grad += self.np_outer
+        np.dot(signal, self.np_weight_t, out=self.np_input_signal)
+        if self.decay > 0.0:
+            self.np_input_signal *= 1.0 - self.decay
+        return self.np_input_signal
 
     def forward(self, traces: bool) -> Tensor:
         torch.mm(self.z, self.packed, out=self.y)
@@ -81,6 +116,8 @@ class TraceEngine:
             ``"d-rtrl"`` (exact per-synapse traces, ``O(I * H)``).
         alpha_x: pp-prop input-trace decay; ``None`` uses each layer's (mean) membrane decay.
         alpha_f: pp-prop output-trace decay; with 0 the output trace is just ``D_f``.
+        numpy_path: run the numpy kernels of :mod:`reflect.traces.numpy_path` (``None``: whenever the
+            configuration allows; ``False``: always the torch kernels).
 
     ``step`` returns a view of an internal buffer that the next ``step`` overwrites.
     """
@@ -93,6 +130,7 @@ class TraceEngine:
         algorithm: str = "pp-prop",
         alpha_x: float | None = None,
         alpha_f: float = 0.0,
+        numpy_path: bool | None = None,
     ) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown trace algorithm {algorithm!r}: choose one of {', '.join(ALGORITHMS)}")
@@ -125,6 +163,19 @@ class TraceEngine:
             for i, layer in enumerate(network.spiking_layers)
         ]
         self.readout = _ReadoutTraces(network.readout, buffers[-1])
+        # the numpy fast path (see reflect.traces.numpy_path) runs when every layer supports it
+        supported = (
+            isinstance(network.encoder, DirectEncoder) and self.readout.np_z is not None
+            and all(layer.numpy_kernels is not None for layer in self.layers)
+        )
+        if numpy_path and not supported:
+            raise ValueError(
+                "numpy_path=True needs LIF layers with a detached reset, fixed beta/theta, pp-prop traces "
+                "with alpha_f=0, a direct encoder and CPU tensors; pass numpy_path=None to choose automatically"
+            )
+        self.numpy_path = supported and numpy_path is not False
+        self._input_np = self.input.numpy() if self.numpy_path else None
+        self._np_slots: list[np.ndarray] = []
         self.correction = ref.new_zeros(batch_size, 1)  # c_t = 1 - alpha_f^(n+1), per stream
         self.inv_correction = ref.new_ones(batch_size, 1)
         self._keep = ref.new_ones(batch_size, 1)
@@ -139,6 +190,9 @@ class TraceEngine:
         ``traces=False`` runs inference only (state advances, traces do not): for frozen policies.
         Call :meth:`backward` only after a step with traces.
         """
+        if self._input_np is not None:
+            self.step_array(obs.detach().numpy(), traces)
+            return self.readout.o if self.readout.decay > 0.0 else self.readout.y
         encoded = self.network.encoder(obs)
         if encoded.shape != self.input.shape:
             raise ValueError(
@@ -153,7 +207,22 @@ class TraceEngine:
             layer.forward(traces)
         return self.readout.forward(traces)
 
-    def backward(self, signal: Tensor, grads: Sequence[Tensor], decay: float = 0.0) -> None:
+    def step_array(self, obs: Tensor | np.ndarray, traces: bool = True) -> np.ndarray:
+        """:meth:`step` with numpy in and out (CPU): the readout ``[B, out]`` as a view of the buffer."""
+        if self._input_np is not None:
+            if obs.shape != self._input_np.shape:
+                raise ValueError(
+                    f"expected observations of shape {(self.batch_size, self.network.in_features)}, "
+                    f"got {tuple(obs.shape)}"
+                )
+            self._input_np[...] = obs
+            for layer in self.layers:
+                layer.numpy_kernels.forward(traces)  # type: ignore[union-attr]
+            return self.readout.forward_numpy(traces)
+        inputs = obs if isinstance(obs, Tensor) else torch.from_numpy(np.asarray(obs, dtype=np.float32))
+        return self.step(inputs.to(self.input.dtype), traces).numpy()
+
+    def backward(self, signal: Tensor | np.ndarray, grads: Sequence[Tensor], decay: float = 0.0) -> None:
         """Accumulate ``grads[k] <- decay * grads[k] + g_k`` from ``signal = dL_t/do_t`` (``[B, out]``).
 
         ``signal`` must not require grad (detach it); the engine never records autograd history.
@@ -163,11 +232,22 @@ class TraceEngine:
         """
         if grads is not self._bound_grads:
             self._bind_slots(grads)
+        if self.numpy_path:
+            self._backward_numpy(signal.numpy() if isinstance(signal, Tensor) else signal, decay)
+            return
+        assert isinstance(signal, Tensor)
         inv_c = self.inv_correction if self.alpha_f > 0.0 else None
         upstream: Tensor | None = self.readout.backward(signal, grads[-1], decay)
         for layer, slot in zip(reversed(self.layers), reversed(self._slots), strict=True):
             assert upstream is not None
             upstream = layer.backward(upstream, slot, decay, inv_c)
+
+    def _backward_numpy(self, signal: np.ndarray, decay: float) -> None:
+        upstream: np.ndarray | None = self.readout.backward_numpy(signal, self._np_slots[-1], decay)
+        for i in range(len(self.layers) - 1, -1, -1):
+            kernels = self.layers[i].numpy_kernels
+            assert kernels is not None and upstream is not None
+            upstream = kernels.backward(upstream, self._np_slots[i], decay, i > 0)
 
     def zeros_like_gradients(self) -> list[Tensor]:
         """Fresh zero gradient buffers in the layout :meth:`backward` expects."""
@@ -262,6 +342,7 @@ class TraceEngine:
                 index += 1
         self._slots = slots
         self._bound_grads = grads
+        self._np_slots = [g.detach().numpy() for g in grads] if self.numpy_path else []
 
     def _gradient_names(self) -> dict[str, tuple[int, int | None, int | None]]:
         names: dict[str, tuple[int, int | None, int | None]] = {}

@@ -39,6 +39,7 @@ from reflect.traces.jacobians import (
     lif_state_jacobian,
     membrane_theta_derivative,
 )
+from reflect.traces.numpy_path import NumpyLayerKernels, supports_numpy_path
 
 ALGORITHMS = ("pp-prop", "d-rtrl")
 
@@ -113,6 +114,7 @@ class LayerTraces:
         self.delta_v, self.delta_a = new(batch, hidden), new(batch, hidden)
         self.signal = new(batch, hidden)
         self.input_signal = new(batch, layer.in_features)
+        self.numpy_kernels = NumpyLayerKernels(self) if supports_numpy_path(self) else None
 
     # ----------------------------------------------------------------------------- forward
     def forward(self, traces: bool = True) -> None:
@@ -121,6 +123,9 @@ class LayerTraces:
         ``z[:, :in]`` must hold ``x_t``. Without ``traces`` only the inference path runs: spikes and
         state advance, traces and surrogate derivatives do not (for frozen, act-only use).
         """
+        if self.numpy_kernels is not None:
+            self.numpy_kernels.forward(traces)
+            return
         layer, s = self.layer, self.s
         if self.recurrent:
             self.z[:, layer.in_features:layer.in_features + layer.out_features].copy_(s)
