@@ -34,7 +34,6 @@ from reflect.learning.trace_group import TraceGroup
 from reflect.spiking.network import SpikingNetwork
 from reflect.traces.engine import TraceEngine
 
-
 Observations = Tensor | np.ndarray  # [B, obs_dim]; numpy arrays avoid a conversion on the numpy path
 
 

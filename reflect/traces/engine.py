@@ -171,7 +171,8 @@ class TraceEngine:
         if numpy_path and not supported:
             raise ValueError(
                 "numpy_path=True needs LIF layers with a detached reset, fixed beta/theta, pp-prop traces "
-                "with alpha_f=0, a direct encoder and CPU tensors; pass numpy_path=None to choose automatically"
+                "with alpha_f=0, a direct encoder and CPU tensors; pass numpy_path=None to choose "
+                "automatically"
             )
         self.numpy_path = supported and numpy_path is not False
         self._input_np = self.input.numpy() if self.numpy_path else None

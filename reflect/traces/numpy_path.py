@@ -10,7 +10,8 @@ equations are those of :mod:`reflect.traces.layer_traces`::
 
     y = z @ packed;   v <- beta (v - theta s) + (1 - beta) y;   s = H(v - theta);   psi = sigma'(v - theta)
     eps_x <- alpha_x eps_x + z
-    backward:  delta = dL/ds * psi;  grad <- decay grad + eps_x^T (delta (1 - beta));  dL/dx = delta (1 - beta) W^T
+    backward:  delta = dL/ds * psi;   grad <- decay grad + eps_x^T (delta (1 - beta))
+               dL/dx = delta (1 - beta) W^T
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ class NumpyLayerKernels:
             self.eps_x *= self.alpha_x
             self.eps_x += self.z
 
-    def backward(self, signal: np.ndarray, grad: np.ndarray, decay: float, needs_input: bool) -> np.ndarray | None:
+    def backward(
+        self, signal: np.ndarray, grad: np.ndarray, decay: float, needs_input: bool
+    ) -> np.ndarray | None:
         np.multiply(signal, self.psi, out=self.delta_v)
         weighted = self.signal
         np.multiply(self.delta_v, self.one_minus_beta, out=weighted)
