@@ -49,8 +49,9 @@ class _ReadoutTraces:
         self.eps = z.new_zeros(z.shape) if self.decay > 0.0 else z
         self.eps_t = self.eps.t()
         self.input_signal = z.new_zeros(batch, readout.in_features)
-        self.np_z: np.ndarray | None = z.numpy() if z.device.type == "cpu" else None
-        if self.np_z is not None:
+        self.on_cpu = z.device.type == "cpu"
+        if self.on_cpu:  # numpy views of the same memory, for the numpy fast path
+            self.np_z = z.numpy()
             self.np_packed = readout.packed.detach().numpy()
             self.np_weight_t = self.np_packed[: readout.in_features].T
             self.np_y, self.np_o, self.np_eps = self.y.numpy(), self.o.numpy(), self.eps.numpy()
@@ -165,7 +166,7 @@ class TraceEngine:
         self.readout = _ReadoutTraces(network.readout, buffers[-1])
         # the numpy fast path (see reflect.traces.numpy_path) runs when every layer supports it
         supported = (
-            isinstance(network.encoder, DirectEncoder) and self.readout.np_z is not None
+            isinstance(network.encoder, DirectEncoder) and self.readout.on_cpu
             and all(layer.numpy_kernels is not None for layer in self.layers)
         )
         if numpy_path and not supported:
