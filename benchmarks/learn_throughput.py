@@ -1,0 +1,149 @@
+"""Learning throughput and memory of the REFLECT agent on CartPole-v1 (one thread, one stream).
+
+Measures, in one run and interleaved so both see the same machine load:
+
+* REFLECT ``learn``: act + online update + environment step, env steps per second (the default config);
+* REFLECT frozen ``act`` + environment step (inference only);
+* a reference: the same actor-critic(lambda) with eligibility traces written the usual way, as eager
+  PyTorch autograd on an MLP of the same size (4-128-2 actor, 4-128-1 critic, ObGD-style update),
+  stepping the same environment - what a straightforward streaming implementation costs.
+
+Then the peak resident memory (RSS) after 10^4 and 10^5 learning steps: online learning keeps no
+buffer, so the two must match (the target is a difference below 5%).
+
+    python benchmarks/learn_throughput.py              # 5 repeats of 3,000 steps, RSS to 10^5 steps
+    python benchmarks/learn_throughput.py --repeats 3 --steps 1000 --rss-steps 20000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from reflect.agents import Reflect
+from reflect.agents.config import load_reflect_config
+from torch import nn
+
+
+class AutogradActorCritic:
+    """Reference: actor-critic(lambda) with per-parameter traces, eager PyTorch autograd per step."""
+
+    def __init__(self, obs_dim: int, actions: int, hidden: int = 128, gamma: float = 0.99, lam: float = 0.8):
+        torch.manual_seed(0)
+        self.actor = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, actions))
+        self.critic = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.decay = gamma * lam
+        self.gamma = gamma
+        self.z_actor = [torch.zeros_like(p) for p in self.actor.parameters()]
+        self.z_critic = [torch.zeros_like(p) for p in self.critic.parameters()]
+
+    def step(self, obs: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool) -> int:
+        x, x_next = torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(next_obs, dtype=torch.float32)
+        dist = torch.distributions.Categorical(logits=self.actor(x))
+        action = dist.sample()
+        value = self.critic(x).squeeze()
+        with torch.no_grad():
+            next_value = 0.0 if terminated else float(self.critic(x_next))
+        delta = reward + self.gamma * next_value - float(value.detach())
+        self.actor.zero_grad()
+        self.critic.zero_grad()
+        (dist.log_prob(action) + 0.01 * dist.entropy()).backward()
+        value.backward()
+        with torch.no_grad():
+            for group, traces in ((self.actor, self.z_actor), (self.critic, self.z_critic)):
+                l1 = 0.0
+                for p, z in zip(group.parameters(), traces, strict=True):
+                    assert p.grad is not None
+                    z.mul_(self.decay).add_(p.grad)
+                    l1 += float(z.abs().sum())
+                step = 1.0 / max(1.0, 2.0 * max(abs(delta), 1.0) * l1)
+                for p, z in zip(group.parameters(), traces, strict=True):
+                    p.add_(z, alpha=step * delta)
+        return int(action)
+
+
+def reference_steps_per_second(steps: int) -> float:
+    env = gym.make("CartPole-v1")
+    learner = AutogradActorCritic(4, 2)
+    obs, _ = env.reset(seed=0)
+    action = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        action = learner.step(obs, float(reward), next_obs, terminated)
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    return steps / (time.perf_counter() - start)
+
+
+def reflect_learn_steps_per_second(agent: Reflect, steps: int) -> float:
+    start = time.perf_counter()
+    agent.learn(steps)
+    return steps / (time.perf_counter() - start)
+
+
+def reflect_act_steps_per_second(agent: Reflect, steps: int) -> float:
+    env = gym.make("CartPole-v1")
+    policy = agent.policy()
+    obs, _ = env.reset(seed=1)
+    start = time.perf_counter()
+    for _ in range(steps):
+        obs, _, terminated, truncated, _ = env.step(int(policy.act(obs)[0]))
+        if terminated or truncated:
+            obs, _ = env.reset()
+            policy.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3_000, help="steps per timed repeat")
+    parser.add_argument("--rss-steps", type=int, default=100_000, help="learning steps for the memory check")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    agent = Reflect("CartPole-v1", load_reflect_config("CartPole-v1"), seed=0)
+    agent.learn(1_000)  # warm-up
+    learn, act, reference = [], [], []
+    for _ in range(args.repeats):
+        learn.append(reflect_learn_steps_per_second(agent, args.steps))
+        act.append(reflect_act_steps_per_second(agent, args.steps))
+        reference.append(reference_steps_per_second(args.steps))
+    ref = statistics.median(reference)
+    print(
+        f"CartPole-v1, one thread, one stream, medians of {args.repeats} x {args.steps:,} steps "
+        "(env included):"
+    )
+    for name, values in (
+        ("REFLECT learn (act + update + env)", learn),
+        ("REFLECT frozen act + env", act),
+        ("reference: eager-autograd actor-critic(lambda) MLP", reference),
+    ):
+        med = statistics.median(values)
+        print(f"  {name:<52} {med:8,.0f} steps/s  ({1e6 / med:6.1f} us/step, {med / ref:5.2f}x reference)")
+
+    rss_agent = Reflect("CartPole-v1", load_reflect_config("CartPole-v1"), seed=1)
+    first = min(10_000, args.rss_steps)
+    rss_agent.learn(first)
+    rss_first = peak_rss_mib()
+    rss_agent.learn(args.rss_steps - first)
+    rss_last = peak_rss_mib()
+    change = 100.0 * (rss_last - rss_first) / rss_first
+    print(
+        f"peak RSS after {first:,} learning steps: {rss_first:.1f} MiB; after {args.rss_steps:,}: "
+        f"{rss_last:.1f} MiB ({change:+.2f}%)"
+    )
+
+
+if __name__ == "__main__":
+    main()
