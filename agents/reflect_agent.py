@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from reflect.agents.callbacks import as_callback
-from reflect.agents.config import ReflectConfig
+from reflect.agents.config import ReflectConfig, default_config_path
 from reflect.agents.frozen_policy import FrozenPolicy
 from reflect.envs import (
     EnvSetupError,
@@ -41,7 +41,7 @@ from reflect.envs import (
 )
 
 from reflect import __version__
-from reflect.config import from_mapping, to_dict
+from reflect.config import DEFAULT_ENTRY, deep_merge, from_mapping, load_env_config, to_dict
 from reflect.learning.heads import CategoricalHead
 from reflect.learning.reflect_learner import ReflectLearner
 from reflect.spiking.network import NetworkState
@@ -49,12 +49,12 @@ from reflect.spiking.network import NetworkState
 AGENT_NAME = "reflect"
 
 
-def _as_config(config: ReflectConfig | Mapping[str, Any] | None) -> ReflectConfig:
-    if config is None:
-        return ReflectConfig()
+def _as_config(config: ReflectConfig | Mapping[str, Any] | None, env_id: str | None) -> ReflectConfig:
+    """A ReflectConfig as given, or the tuned config of ``env_id`` with ``config``'s keys over it."""
     if isinstance(config, ReflectConfig):
         return config
-    return from_mapping(ReflectConfig, config)
+    tuned = load_env_config(default_config_path(), env_id or DEFAULT_ENTRY)
+    return from_mapping(ReflectConfig, deep_merge(tuned, config or {}))
 
 
 def _as_vector_env(env: str | gym.Env | gym.vector.VectorEnv, seed: int, num_envs: int) -> Any:
@@ -80,7 +80,8 @@ class Reflect:
 
     Args:
         env: a Gymnasium env id, a ``gymnasium.Env`` (one stream) or a vector env (SAME_STEP autoreset).
-        config: a :class:`ReflectConfig` or a mapping of its sections (strictly checked).
+        config: a :class:`ReflectConfig` (used as is), or ``None`` / a mapping of config keys laid over
+            the tuned config of the env id (``configs/reflect.yaml``; strictly checked).
         seed: seeds weights, action sampling and the environment streams (stream i: ``seed + i``).
         verbose: 1 prints a line per evaluation/episode summary from callbacks that support it.
     """
@@ -93,11 +94,11 @@ class Reflect:
         seed: int = 0,
         verbose: int = 0,
     ) -> None:
-        self.config = _as_config(config)
         self.seed, self.verbose = int(seed), verbose
         self.env_id: str | None = (
             env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
         )
+        self.config = _as_config(config, self.env_id)
         self.env = _as_vector_env(env, self.seed, self.config.train.num_envs)
         self.num_envs: int = self.env.num_envs
         self.spaces = check_spaces(self.env.single_observation_space, self.env.single_action_space)

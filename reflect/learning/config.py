@@ -27,8 +27,8 @@ class LearnerConfig:
     lam: float = 0.8
     actor_lr: float = 1.0
     critic_lr: float = 1.0
-    actor_kappa: float = 3.0
-    critic_kappa: float = 2.0
+    actor_kappa: float = 2.0
+    critic_kappa: float = 1.0
     entropy_coef: float = 0.01
     third_factor: Literal["td", "reward-baseline"] = "td"
     baseline_rate: float = 0.01
