@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tqdm import tqdm
 
 from reflect import __version__
 from reflect.agents.config import ReflectConfig
@@ -116,7 +117,7 @@ class _RunRecorder:
             self.best = record.mean_return
             self.agent.save(self.run_dir / "best_model.pt")
         if self.verbose:
-            print(
+            tqdm.write(
                 f"step {record.step:>9,}  eval return {record.mean_return:8.1f} +- {record.std_return:6.1f}"
                 f"  (best {self.best:.1f})",
                 file=sys.stderr,
