@@ -30,18 +30,6 @@ class PolicyHead(Protocol):
     def score(self, out: np.ndarray, actions: np.ndarray, entropy_weight: np.ndarray,
               signal: np.ndarray) -> None: ...
 
-    @staticmethod
-    def _score_one(logits: list[float], action: int, weight: float) -> list[float]:
-        top = max(logits)
-        shifted = [x - top for x in logits]
-        log_z = math.log(sum(math.exp(x) for x in shifted))
-        log_p = [x - log_z for x in shifted]
-        p = [math.exp(x) for x in log_p]
-        entropy = -sum(pk * lk for pk, lk in zip(p, log_p, strict=True))
-        grad = [-pk - weight * pk * (lk + entropy) for pk, lk in zip(p, log_p, strict=True)]
-        grad[action] += 1.0
-        return grad
-
     def entropy(self, out: np.ndarray) -> np.ndarray: ...
 
     def rng_state(self) -> dict: ...
