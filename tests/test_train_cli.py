@@ -232,3 +232,18 @@ def test_an_occupied_run_dir_is_refused_and_left_alone(
     assert main(["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), *FAST]) == 2
     assert "already holds files" in capsys.readouterr().err
     assert sorted(os.listdir(run_dir)) == ["notes.txt"] and (run_dir / "notes.txt").read_text() == "precious"
+
+
+def test_render_without_a_renderer_is_a_clear_error(
+    trained_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        import pygame  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pygame is installed: rendering would open a window")
+    checkpoint = str(trained_run / "final_model.pt")
+    code = main(["evaluate", "--checkpoint", checkpoint, "--episodes", "1", "--render"])
+    assert code == 2
+    assert "drop --render" in capsys.readouterr().err

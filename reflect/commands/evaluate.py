@@ -24,6 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gymnasium import error as gym_error
+
     from reflect.agents.reflect_agent import Reflect
     from reflect.envs import make_single_env
     from reflect.runs.checkpoint_io import load_checkpoint
@@ -36,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     seed = agent.seed + EVAL_SEED_OFFSET if args.seed is None else args.seed
     try:
         result = run_episodes(agent.policy(), env, args.episodes, seed, deterministic=not args.stochastic)
+    except gym_error.DependencyNotInstalled as error:  # rendering needs pygame (or a display)
+        message = f"cannot render {env_id}: {error}; drop --render to evaluate without a window"
+        raise ValueError(message) from None
     finally:
         env.close()
     for k, (ret, length) in enumerate(zip(result.returns, result.lengths, strict=True)):
