@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from reflect.agents.callbacks import ReflectCallback
 from tqdm import tqdm
+
+from reflect.agents.callbacks import ReflectCallback
 
 
 class ProgressBarCallback(ReflectCallback):

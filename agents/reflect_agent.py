@@ -27,9 +27,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+
+from reflect import __version__
 from reflect.agents.callbacks import as_callback
 from reflect.agents.config import ReflectConfig, default_config_path
 from reflect.agents.frozen_policy import FrozenPolicy
+from reflect.config import DEFAULT_ENTRY, deep_merge, from_mapping, load_env_config, to_dict
 from reflect.envs import (
     EnvSetupError,
     ObservationNormalizer,
@@ -39,9 +42,6 @@ from reflect.envs import (
     make_env,
     read_episode_statistics,
 )
-
-from reflect import __version__
-from reflect.config import DEFAULT_ENTRY, deep_merge, from_mapping, load_env_config, to_dict
 from reflect.learning.heads import CategoricalHead
 from reflect.learning.reflect_learner import ReflectLearner
 from reflect.spiking.network import NetworkState

@@ -25,9 +25,10 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
+
 from reflect.agents import Reflect
 from reflect.agents.config import load_reflect_config
-from torch import nn
 
 
 class AutogradActorCritic:

@@ -8,6 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium import error as gym_error
+
 from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError
 from reflect.envs.streams import StreamVectorEnv
 

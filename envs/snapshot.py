@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.wrappers import FlattenObservation, OrderEnforcing, PassiveEnvChecker, TimeLimit
+
 from reflect.envs.errors import EnvSetupError
 
 __all__ = [

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 from gymnasium import spaces
+
 from reflect.envs.errors import UnsupportedSpaceError
 
 __all__ = ["SpaceInfo", "check_action_space", "check_observation_space", "check_spaces"]

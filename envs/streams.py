@@ -33,6 +33,7 @@ from gymnasium import spaces
 from gymnasium.core import RenderFrame
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+
 from reflect.envs.errors import EnvSetupError
 from reflect.envs.snapshot import capture_env_state, restore_env_state, supports_exact_snapshot
 from reflect.envs.spaces import check_observation_space

@@ -12,6 +12,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
+
 from reflect.envs.errors import UnsupportedSpaceError
 from reflect.envs.normalization import ObservationNormalizer, RewardScaler
 

@@ -8,9 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tasks import DelayedMatchEnv, NaNObservationEnv
+
 from reflect.agents import Reflect
 from reflect.envs import UnsupportedSpaceError
-from tasks import DelayedMatchEnv, NaNObservationEnv
 
 SMALL = {"network": {"hidden": [32]}, "train": {"total_steps": 1000}}
 TASK = {

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from gymnasium.wrappers import FlattenObservation, PassiveEnvChecker
+
 from reflect.envs import (
     EnvSetupError,
     SpaceInfo,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
 from reflect.envs import (
     NormalizeObservationStream,
     ObservationNormalizer,

@@ -11,6 +11,7 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers import NormalizeObservation
+
 from reflect.envs import EnvSetupError, StreamVectorEnv, make_env, make_single_env
 
 SEED = 7

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from reflect.agents.config import load_reflect_config
 
+from reflect.agents.config import load_reflect_config
 from reflect.cli import main
 from reflect.runs.trainer import train
 
