@@ -34,6 +34,8 @@ from reflect.spiking.network import NetworkState, SpikingNetwork
 from reflect.spiking.neurons import ALIFState, LIFState
 from reflect.traces.layer_traces import ALGORITHMS, LayerTraces
 
+NUMPY_PATH_MAX_WEIGHTS = 65_536  # the numpy kernels win at 4-128-128-2, torch's fused ones at 4-512-512-2
+
 
 class _ReadoutTraces:
     """Buffers and per-step math of the leaky-integrator readout."""
@@ -117,8 +119,9 @@ class TraceEngine:
             ``"d-rtrl"`` (exact per-synapse traces, ``O(I * H)``).
         alpha_x: pp-prop input-trace decay; ``None`` uses each layer's (mean) membrane decay.
         alpha_f: pp-prop output-trace decay; with 0 the output trace is just ``D_f``.
-        numpy_path: run the numpy kernels of :mod:`reflect.traces.numpy_path` (``None``: whenever the
-            configuration allows; ``False``: always the torch kernels).
+        numpy_path: run the numpy kernels of :mod:`reflect.traces.numpy_path` (``None``: when the
+            configuration allows it and every weight matrix has at most ``NUMPY_PATH_MAX_WEIGHTS``
+            entries - beyond that torch's fused kernels win; ``False``: always the torch kernels).
 
     ``step`` returns a view of an internal buffer that the next ``step`` overwrites.
     """
@@ -175,7 +178,8 @@ class TraceEngine:
                 "with alpha_f=0, a direct encoder and CPU tensors; pass numpy_path=None to choose "
                 "automatically"
             )
-        self.numpy_path = supported and numpy_path is not False
+        small = all(m.packed.numel() <= NUMPY_PATH_MAX_WEIGHTS for m in modules)
+        self.numpy_path = supported and (numpy_path is True or (numpy_path is None and small))
         self._input_np = self.input.numpy() if self.numpy_path else None
         self._np_slots: list[np.ndarray] = []
         self.correction = ref.new_zeros(batch_size, 1)  # c_t = 1 - alpha_f^(n+1), per stream
