@@ -256,6 +256,9 @@ class Reflect:
                         break
         finally:
             self._last_obs = None if obs is None else np.array(obs, copy=True)
+            if self.learner.awaiting_observe:  # stopped between act and observe (an exception):
+                self.learner.reset_state()  # drop that step, restart the episodes, keep the weights
+                self._last_obs = None
             if callbacks is not None:
                 callbacks.on_training_end()
         return self

@@ -137,3 +137,23 @@ def test_unsupported_spaces_name_what_is_supported() -> None:
 def test_bad_config_key_is_named() -> None:
     with pytest.raises(ValueError, match=r"learner\.gama"):
         Reflect("CartPole-v1", {"learner": {"gama": 0.9}})
+
+
+def test_learning_continues_after_an_interrupted_step() -> None:
+    """An exception between act and observe (e.g. Ctrl-C) leaves an agent that can learn on."""
+    agent = Reflect("CartPole-v1", SMALL, seed=0)
+    original_step = agent.env.step
+    calls = {"n": 0}
+
+    def flaky_step(actions: np.ndarray) -> tuple:
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise KeyboardInterrupt
+        return original_step(actions)
+
+    agent.env.step = flaky_step  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        agent.learn(100)
+    assert not agent.learner.awaiting_observe
+    agent.learn(100)
+    assert agent.num_timesteps == 129

@@ -109,7 +109,6 @@ class ReflectLearner:
         self.critic_pending = np.ones(num_streams, dtype=bool)  # critic has not seen this episode's obs
         self.reward_baseline = 0.0
         self.actions: np.ndarray = np.zeros(num_streams, dtype=np.int64)
-        self._delta_one = np.zeros(1)
         self._entropy_weight = np.zeros(1)
         self.actor_out: np.ndarray = np.zeros((num_streams, head.num_outputs), dtype=np.float32)
         self.awaiting_observe = False
@@ -167,8 +166,7 @@ class ReflectLearner:
         if not self.awaiting_observe:
             raise RuntimeError("observe() needs a preceding act() for the same step")
         if self.num_streams == 1:
-            self._delta_one[0] = self._observe_one(float(reward[0]), bool(terminated[0]), next_obs)
-            delta = self._delta_one
+            delta = np.array([self._observe_one(float(reward[0]), bool(terminated[0]), next_obs)])
         else:
             delta = self._observe_many(reward, terminated, truncated, next_obs)
         done = terminated | truncated
