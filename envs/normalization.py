@@ -127,7 +127,8 @@ class ObservationNormalizer:
             self._scale_count = self.rms.count
         normalized = obs - self.rms.mean
         normalized *= self._scale
-        np.clip(normalized, -self.clip, self.clip, out=normalized)
+        np.minimum(normalized, self.clip, out=normalized)  # np.clip's Python wrapper costs more than both
+        np.maximum(normalized, -self.clip, out=normalized)
         return normalized.astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:

@@ -81,6 +81,8 @@ class NumpyLayerKernels:
         self.theta = _view(lt.theta).astype(dtype)
         self.one_minus_beta = (1.0 - self.beta).astype(dtype)
         self.alpha_x = dtype.type(float(lt.alpha_x))
+        # beta = 0 (and alpha_x = 0): no membrane memory, v_t = y_t and eps_x = z_t; fewer operations
+        self.memoryless = not self.beta.any() and self.alpha_x == 0
         self.recurrent, self.in_features, self.hidden = lt.recurrent, layer.in_features, layer.out_features
         self.surrogate = NumpySurrogate(layer.surrogate.name, layer.surrogate.slope)
         rows = self.packed.shape[0]
@@ -90,6 +92,15 @@ class NumpyLayerKernels:
         v, s, scratch = self.v, self.s, self.scratch
         if self.recurrent:
             self.z[:, self.in_features:self.in_features + self.hidden] = s
+        if self.memoryless:
+            np.dot(self.z, self.packed, out=v)
+            self.y[...] = v
+            np.greater(v, self.theta, out=s)
+            if traces:
+                np.subtract(v, self.theta, out=self.psi)
+                self.surrogate(self.psi)
+                self.eps_x[...] = self.z
+            return
         np.dot(self.z, self.packed, out=self.y)
         np.multiply(s, self.theta, out=scratch)
         v -= scratch                                  # subtractive reset of last step's spikes
