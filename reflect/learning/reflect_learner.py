@@ -289,7 +289,6 @@ class ReflectLearner:
     def track_spikes(self, enabled: bool = True) -> None:
         """Accumulate spike counts per layer at every :meth:`act` (read with :meth:`pop_spike_rates`)."""
         self.spike_sums = [s.new_zeros(s.shape) for s in self._spike_sources()] if enabled else []
-        self._spike_steps_start = self.stats.steps
 
     def pop_spike_rates(self, steps: int) -> dict[str, float]:
         """Mean firing probability per layer over the last ``steps`` acts; clears the counts."""

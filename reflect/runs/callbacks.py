@@ -62,7 +62,7 @@ class TensorBoardCallback(_Periodic):
         super()._on_training_start()
         self.model.learner.track_spikes(True)
         self.model.learner.stats.clear()
-        self.last_time, self.last_steps, self.last_acts = time.perf_counter(), self.num_timesteps, 0
+        self.last_time, self.last_steps = time.perf_counter(), self.num_timesteps
 
     def _fire(self) -> None:
         step, write = self.num_timesteps, self.writer.add_scalar

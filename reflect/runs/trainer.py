@@ -217,7 +217,7 @@ def train(
             agent.save(run_dir / "final_model.pt")
         else:
             path = agent.save(run_dir / "checkpoints" / f"step_{agent.num_timesteps}.pt")
-            print(f"saved {path}; resume with: reflect train --env {env_id} --resume {path}", file=sys.stderr)
+            print(f"saved {path}; resume with: reflect train --resume {path}", file=sys.stderr)
     finally:
         writer.close()
         eval_env.close()
