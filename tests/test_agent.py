@@ -62,9 +62,11 @@ def test_same_seed_same_result_and_another_seed_differs() -> None:
     assert not all(torch.equal(p, q) for p, q in zip(_actor_params(a), _actor_params(c), strict=True))
 
 
-def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path: Path) -> None:
-    whole = Reflect("CartPole-v1", SMALL, seed=5).learn(2_000)
-    first = Reflect("CartPole-v1", SMALL, seed=5).learn(1_000)
+@pytest.mark.parametrize("streams", [1, 2])
+def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path: Path, streams: int) -> None:
+    config = {**SMALL, "train": {"num_envs": streams}}
+    whole = Reflect("CartPole-v1", config, seed=5).learn(2_000)
+    first = Reflect("CartPole-v1", config, seed=5).learn(1_000)
     path = first.save(tmp_path / "half.pt")
     payload = torch.load(path, weights_only=True)  # plain tensors and types only
     assert payload["num_timesteps"] == 1_000 and payload["env_state"] is not None
