@@ -83,7 +83,7 @@ class Reflect:
         config: a :class:`ReflectConfig` (used as is), or ``None`` / a mapping of config keys laid over
             the tuned config of the env id (``configs/reflect.yaml``; strictly checked).
         seed: seeds weights, action sampling and the environment streams (stream i: ``seed + i``).
-        verbose: 1 prints a line per evaluation/episode summary from callbacks that support it.
+        verbose: 1 prints a line at the end of each :meth:`learn` (steps, steps per second, mean return).
     """
 
     def __init__(
@@ -261,6 +261,12 @@ class Reflect:
                 self._last_obs = None
             if callbacks is not None:
                 callbacks.on_training_end()
+        if self.verbose:
+            seconds = max(time.time() - self.start_time, 1e-9)
+            episodes = self.ep_info_buffer
+            mean = f"{sum(r for r, _ in episodes) / len(episodes):.1f}" if episodes else "n/a"
+            print(f"{self.num_timesteps:,} steps, {total_timesteps / seconds:,.0f} steps/s, "
+                  f"mean return of the last {len(episodes)} episodes: {mean}")
         return self
 
     def predict(
