@@ -263,10 +263,10 @@ class Reflect:
                 callbacks.on_training_end()
         if self.verbose:
             seconds = max(time.time() - self.start_time, 1e-9)
-            episodes = self.ep_info_buffer
-            mean = f"{sum(r for r, _ in episodes) / len(episodes):.1f}" if episodes else "n/a"
+            recent = self.ep_info_buffer
+            mean = f"{sum(r for r, _ in recent) / len(recent):.1f}" if recent else "n/a"
             print(f"{self.num_timesteps:,} steps, {total_timesteps / seconds:,.0f} steps/s, "
-                  f"mean return of the last {len(episodes)} episodes: {mean}")
+                  f"mean return of the last {len(recent)} episodes: {mean}")
         return self
 
     def predict(
