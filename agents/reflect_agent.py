@@ -265,7 +265,8 @@ class Reflect:
             seconds = max(time.time() - self.start_time, 1e-9)
             recent = self.ep_info_buffer
             mean = f"{sum(r for r, _ in recent) / len(recent):.1f}" if recent else "n/a"
-            print(f"{self.num_timesteps:,} steps, {total_timesteps / seconds:,.0f} steps/s, "
+            done = self.num_timesteps - (target - total_timesteps)
+            print(f"{self.num_timesteps:,} steps, {done / seconds:,.0f} steps/s, "
                   f"mean return of the last {len(recent)} episodes: {mean}")
         return self
 
