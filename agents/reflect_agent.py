@@ -32,6 +32,8 @@ from reflect import __version__
 from reflect.agents.callbacks import as_callback
 from reflect.agents.config import ReflectConfig, default_config_path
 from reflect.agents.frozen_policy import FrozenPolicy
+from reflect.agents.sb3_compat import SB3VecEnvStreams, default_logger, is_sb3_vec_env
+from reflect.checkpoints import load_checkpoint, save_checkpoint
 from reflect.config import DEFAULT_ENTRY, deep_merge, from_mapping, load_env_config, to_dict
 from reflect.envs import (
     EnvSetupError,
@@ -57,9 +59,11 @@ def _as_config(config: ReflectConfig | Mapping[str, Any] | None, env_id: str | N
     return from_mapping(ReflectConfig, deep_merge(tuned, config or {}))
 
 
-def _as_vector_env(env: str | gym.Env | gym.vector.VectorEnv, seed: int, num_envs: int) -> Any:
+def _as_vector_env(env: Any, seed: int, num_envs: int) -> Any:
     if isinstance(env, str):
         return make_env(env, seed=seed, num_envs=num_envs)
+    if is_sb3_vec_env(env):
+        return SB3VecEnvStreams(env)
     if isinstance(env, gym.vector.VectorEnv):
         mode = env.metadata.get("autoreset_mode")
         if mode is not None and mode != gym.vector.AutoresetMode.SAME_STEP:
@@ -71,7 +75,8 @@ def _as_vector_env(env: str | gym.Env | gym.vector.VectorEnv, seed: int, num_env
     if isinstance(env, gym.Env):
         return StreamVectorEnv.from_envs([env])
     raise TypeError(
-        f"env must be an env id, a gymnasium.Env or a gymnasium VectorEnv, got {type(env).__name__}"
+        "env must be an env id, a gymnasium.Env, a gymnasium VectorEnv or a stable-baselines3 VecEnv, "
+        f"got {type(env).__name__}"
     )
 
 
@@ -131,6 +136,9 @@ class Reflect:
         self.ep_info_buffer: deque[tuple[float, int]] = deque(maxlen=100)
         self._last_obs: np.ndarray | None = None
         self.run_info: dict[str, Any] = {}  # plain-typed notes of a run (e.g. its evaluations), checkpointed
+        self._logger: Any = None
+        self._log_to_logger = False
+        self._learn_start_steps = 0
         self.start_time = time.time()
 
     def _env_id_from_vector(self) -> str | None:
@@ -197,11 +205,14 @@ class Reflect:
         callback: Any = None,
         progress_bar: bool = False,
         reset_num_timesteps: bool = False,
+        log_interval: int = 1000,
     ) -> Reflect:
         """Run the agent in its environment streams for ``total_timesteps`` more steps, learning online.
 
-        ``callback``: a :class:`~reflect.agents.callbacks.ReflectCallback`, a list, or a function
-        ``fn(locals, globals) -> bool``; returning ``False`` stops early. Returns ``self``.
+        ``callback``: a :class:`~reflect.agents.callbacks.ReflectCallback` or stable-baselines3 callback,
+        a list of them, or a function ``fn(locals, globals) -> bool``; returning ``False`` stops early.
+        With a logger set (:meth:`set_logger`), statistics are written every ``log_interval`` steps.
+        Returns ``self``.
         """
         if total_timesteps < 0:
             raise ValueError(f"total_timesteps must be >= 0, got {total_timesteps}")
@@ -221,7 +232,10 @@ class Reflect:
             callbacks.init_callback(self)
             callbacks.on_training_start(local, {})
         self.start_time = time.time()
+        self._learn_start_steps = self.num_timesteps
         target = self.num_timesteps + total_timesteps
+        log_every = log_interval if self._log_to_logger and log_interval > 0 else 0
+        next_log = self.num_timesteps + log_every
         env, n = self.env, self.num_envs
         try:
             while self.num_timesteps < target:
@@ -241,6 +255,9 @@ class Reflect:
                 self.num_timesteps += n
                 obs = next_obs
                 self._last_obs = obs
+                if log_every and self.num_timesteps >= next_log:
+                    next_log += log_every
+                    self.dump_logs()
                 if callbacks is not None:
                     local.update(
                         actions=actions,
@@ -298,7 +315,41 @@ class Reflect:
         return FrozenPolicy(self.actor, self.head, self.normalize_observation, batch_size)
 
     def get_env(self) -> Any:
-        return self.env
+        """The environment streams (an SB3 VecEnv given to the constructor is returned as given)."""
+        return self.env.venv if isinstance(self.env, SB3VecEnvStreams) else self.env
+
+    def get_vec_normalize_env(self) -> None:
+        """Always ``None``: normalisation is part of the agent (stable-baselines3 callbacks ask)."""
+        return None
+
+    @property
+    def logger(self) -> Any:
+        """A stable-baselines3 ``Logger`` (stdout when ``verbose``) or the one given to ``set_logger``."""
+        if self._logger is None:
+            self._logger = default_logger(self.verbose)
+        return self._logger
+
+    def set_logger(self, logger: Any) -> None:
+        """Log through a stable-baselines3 ``Logger``, e.g. ``configure(folder, ["stdout", "csv"])``:
+        :meth:`learn` then records SB3's ``rollout/`` and ``time/`` keys and reflect's ``train/`` keys
+        every ``log_interval`` steps."""
+        self._logger = logger
+        self._log_to_logger = True
+
+    def dump_logs(self) -> None:
+        """Record the current statistics in :attr:`logger` and write them out."""
+        logger = self.logger
+        episodes = self.ep_info_buffer
+        if episodes:
+            logger.record("rollout/ep_rew_mean", sum(r for r, _ in episodes) / len(episodes))
+            logger.record("rollout/ep_len_mean", sum(n for _, n in episodes) / len(episodes))
+        elapsed = max(time.time() - self.start_time, 1e-9)
+        logger.record("time/fps", int((self.num_timesteps - self._learn_start_steps) / elapsed))
+        logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        if self.learner.stats.steps:
+            for name, value in self.learner.stats.pop().items():
+                logger.record(f"train/{name}", value)
+        logger.dump(step=self.num_timesteps)
 
     # --------------------------------------------------------------------------- save/load
     def checkpoint(self) -> dict[str, Any]:
@@ -328,10 +379,11 @@ class Reflect:
         return payload
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint (atomically) to ``path``; returns the path."""
-        from reflect.runs.checkpoint_io import save_checkpoint
-
+        """Write a checkpoint (atomically) to ``path`` (``.pt`` is appended when it has no suffix, as
+        stable-baselines3 appends ``.zip``); returns the path written."""
         path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".pt")
         save_checkpoint(self.checkpoint(), path)
         return path
 
@@ -377,7 +429,9 @@ class Reflect:
 
     @classmethod
     def load(cls, path: str | Path, env: Any = None) -> Reflect:
-        """Load an agent saved with :meth:`save` (resumes learning exactly where it stopped)."""
-        from reflect.runs.checkpoint_io import load_checkpoint
-
+        """Load an agent saved with :meth:`save` (resumes learning exactly where it stopped);
+        ``path`` may omit the ``.pt`` that :meth:`save` appended."""
+        path = Path(path)
+        if not path.exists() and not path.suffix and path.with_suffix(".pt").exists():
+            path = path.with_suffix(".pt")
         return cls.from_checkpoint(load_checkpoint(path), env)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from reflect.runs.checkpoint_io import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
-from reflect.runs.run_dir import RunDirError, create_run_dir, run_name, write_text_atomic
+from reflect.atomic_files import write_text_atomic
+from reflect.checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from reflect.runs.run_dir import RunDirError, create_run_dir, run_name
 from reflect.runs.summary import (
     EvaluationRecord,
     append_episode_csv,

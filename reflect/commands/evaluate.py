@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from gymnasium import error as gym_error
 
     from reflect.agents.reflect_agent import Reflect
+    from reflect.checkpoints import load_checkpoint
     from reflect.envs import make_single_env
-    from reflect.runs.checkpoint_io import load_checkpoint
     from reflect.runs.evaluation import EVAL_SEED_OFFSET, run_episodes
 
     agent = Reflect.from_checkpoint(load_checkpoint(args.checkpoint), restore_env=False)

@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
     from reflect.agents.config import load_reflect_config
     from reflect.agents.reflect_agent import AGENT_NAME
+    from reflect.checkpoints import load_checkpoint
     from reflect.config import to_dict
     from reflect.envs import check_spaces, make_single_env
-    from reflect.runs.checkpoint_io import load_checkpoint
     from reflect.runs.run_dir import create_run_dir
     from reflect.runs.trainer import SIGNAL_EXIT_CODES, train
 

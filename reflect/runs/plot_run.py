@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from reflect.agents.reflect_agent import Reflect
+from reflect.checkpoints import load_checkpoint
 from reflect.envs import make_single_env
-from reflect.runs.checkpoint_io import load_checkpoint
 from reflect.runs.evaluation import EVAL_SEED_OFFSET, run_episodes
 from reflect.runs.plots import plot_learning_curve, plot_spike_raster
 from reflect.runs.summary import read_episodes_csv, read_evaluations_csv

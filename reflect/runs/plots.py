@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from reflect.runs.run_dir import write_bytes_atomic
+from reflect.atomic_files import write_bytes_atomic
 from reflect.runs.summary import EvaluationRecord
 
 __all__ = ["ROLLING_EPISODES", "plot_learning_curve", "plot_spike_raster"]

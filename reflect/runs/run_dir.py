@@ -1,34 +1,24 @@
-"""Run folders and atomic file writes.
+"""Run folders.
 
 Every training run gets its own folder, ``<root>/<env>__<agent>__<seed>__<YYYYmmdd-HHMMSS>`` by default,
 holding ``config.yaml``, logs, plots and a ``checkpoints/`` folder. A folder is never reused: a name
 collision gets a ``-1``, ``-2``, ... suffix, and a folder the user names explicitly must be new or empty.
 
-Files that readers may look at while a run is going (configs, summaries, checkpoints, plots) are
-written atomically: to a temporary file in the same folder, flushed to disk, then renamed over the
-target, so a crash leaves either the old file or the new one, never a half-written one.
+Files in it are written atomically (:mod:`reflect.atomic_files`).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
 
 __all__ = [
     "CHECKPOINTS_DIR",
     "TIMESTAMP_FORMAT",
     "RunDirError",
     "create_run_dir",
-    "open_atomic",
     "run_name",
-    "write_bytes_atomic",
-    "write_text_atomic",
 ]
 
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
@@ -87,54 +77,6 @@ def create_run_dir(
         run_dir = _claim_new_dir(base)
     _make_dirs(run_dir / CHECKPOINTS_DIR, exist_ok=True)
     return run_dir
-
-
-def write_text_atomic(path: Path | str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`open_atomic`."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically; see :func:`open_atomic`."""
-    with open_atomic(path) as file:
-        file.write(data)
-
-
-@contextmanager
-def open_atomic(path: Path | str) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``path`` for binary writing; on a clean exit, flush and fsync it and
-    rename it over ``path`` (``os.replace``). On an exception the temporary file is removed and ``path``
-    is left as it was. Missing parent folders are created.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with mode 0o666 lets the umask decide the permissions, as for an ordinary new file
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable where the platform allows it (POSIX); best effort."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _claim_new_dir(base: Path) -> Path:

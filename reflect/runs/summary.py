@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from reflect.runs.run_dir import write_text_atomic
+from reflect.atomic_files import write_text_atomic
 
 __all__ = [
     "EPISODES_HEADER",

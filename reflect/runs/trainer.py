@@ -28,6 +28,7 @@ from tqdm import tqdm
 from reflect import __version__
 from reflect.agents.config import ReflectConfig
 from reflect.agents.reflect_agent import AGENT_NAME, Reflect
+from reflect.atomic_files import write_text_atomic
 from reflect.config import to_dict
 from reflect.envs import make_single_env
 from reflect.runs.callbacks import (
@@ -38,7 +39,6 @@ from reflect.runs.callbacks import (
     TensorBoardCallback,
 )
 from reflect.runs.evaluation import EVAL_SEED_OFFSET, EvaluationResult
-from reflect.runs.run_dir import write_text_atomic
 from reflect.runs.summary import (
     EvaluationRecord,
     append_evaluation_csv,

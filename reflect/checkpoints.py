@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from reflect.runs.run_dir import open_atomic
+from reflect.atomic_files import open_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
