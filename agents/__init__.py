@@ -12,3 +12,14 @@ __all__ = [
     "CallbackList", "FrozenPolicy", "LearnerConfig", "NetworkConfig", "NormalizeConfig", "Reflect",
     "ReflectCallback", "ReflectConfig", "TrainConfig",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``SpikingActorCriticPolicy`` and ``SpikeRateCallback`` load stable-baselines3 on first use."""
+    if name in ("SpikingActorCriticPolicy", "SpikeRateCallback", "SpikingPolicyConfig"):
+        try:
+            from reflect.agents import sb3_policy
+        except ImportError as error:
+            raise ImportError(f'{name} needs stable-baselines3: pip install "reflect-rl[sb3]"') from error
+        return getattr(sb3_policy, name)
+    raise AttributeError(f"module 'reflect.agents' has no attribute {name!r}")

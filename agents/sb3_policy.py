@@ -1,0 +1,168 @@
+"""``SpikingActorCriticPolicy``: reflect's spiking networks inside stable-baselines3's own algorithms.
+
+    from stable_baselines3 import PPO
+    from reflect.agents.sb3_policy import SpikingActorCriticPolicy
+
+    model = PPO(SpikingActorCriticPolicy, "CartPole-v1",
+                policy_kwargs={"hidden": [64, 64], "time_steps": 4, "neuron": "lif"}).learn(50_000)
+
+Each observation is fed as a constant input for ``time_steps`` (K) simulation steps of reflect's LIF/ALIF
+layers, starting from rest; the spike rate of the last layer over the K steps is the feature vector
+(``[B, hidden[-1]]``) that SB3's own action and value heads read (``Discrete``, ``MultiDiscrete``, ``Box``:
+SB3 builds the distribution). SB3's losses train the spiking layers through the surrogate gradient,
+backpropagating through the K steps. ``share_features_extractor=False`` gives the actor and the critic
+separate spiking networks. ``SpikeRateCallback`` logs ``snn/spike_rate/<layer>`` through SB3's logger.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import Tensor, nn
+
+from reflect.config import ConfigError, from_mapping
+from reflect.spiking.encoders import ENCODERS, make_encoder
+from reflect.spiking.layers import SpikingLayer
+from reflect.spiking.surrogate import Surrogate, check_surrogate
+
+
+@dataclass(frozen=True)
+class SpikingPolicyConfig:
+    """The spiking part of ``policy_kwargs`` (every other key goes to SB3's ``ActorCriticPolicy``).
+
+    Attributes:
+        hidden: neurons per spiking layer.
+        neuron: ``lif`` or ``alif``.
+        time_steps: simulation steps K per observation.
+        beta / theta: membrane decay and threshold.
+        surrogate / surrogate_slope: the surrogate spike derivative.
+        encoder: how observations enter the first layer.
+        weight_scale: hidden weights start uniform in ``+-weight_scale / sqrt(fan_in)``.
+        recurrent: recurrent weights in every layer.
+    """
+
+    hidden: tuple[int, ...] = (64, 64)
+    neuron: Literal["lif", "alif"] = "lif"
+    time_steps: int = 4
+    beta: float = 0.5
+    theta: float = 1.0
+    surrogate: Literal["fast_sigmoid", "arctan"] = "fast_sigmoid"
+    surrogate_slope: float = 1.0
+    encoder: Literal["direct", "poisson", "posneg", "population"] = "direct"
+    # SB3 envs are often unnormalised (CartPole obs std 0.07-0.8): at 2, no neuron of layer 2 spiked
+    weight_scale: float = 8.0
+    recurrent: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must list positive layer sizes, e.g. [64, 64], got {list(self.hidden)}")
+        if self.time_steps < 1:
+            raise ValueError(f"time_steps must be >= 1, got {self.time_steps}")
+        if not 0.0 <= self.beta < 1.0:
+            raise ValueError(f"beta must be in [0, 1), got {self.beta}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}: choose one of {', '.join(ENCODERS)}")
+        check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
+
+
+class SpikingFeaturesExtractor(BaseFeaturesExtractor):
+    """Observation -> K steps of spiking layers -> last layer's spike rate ``[B, hidden[-1]]``."""
+
+    def __init__(self, observation_space: gym.Space, config: SpikingPolicyConfig) -> None:
+        super().__init__(observation_space, features_dim=config.hidden[-1])
+        in_features = int(gym.spaces.flatdim(observation_space))
+        self.config = config
+        self.encoder = make_encoder(config.encoder, in_features)
+        sizes = [self.encoder.out_features, *config.hidden]
+        surrogate = Surrogate(config.surrogate, config.surrogate_slope)
+        self.layers = nn.ModuleList(
+            SpikingLayer(sizes[i], sizes[i + 1], neuron=config.neuron, recurrent=config.recurrent,
+                         beta=config.beta, theta=config.theta, surrogate=surrogate,
+                         weight_scale=config.weight_scale)
+            for i in range(len(config.hidden))
+        )
+        self.last_rates: list[float] = [0.0] * len(config.hidden)
+
+    def forward(self, observations: Tensor) -> Tensor:
+        x = self.encoder(observations.flatten(1).float())
+        states = [layer.initial_state(x.shape[0]) for layer in self.layers]  # type: ignore[operator]
+        totals = [x.new_zeros(()) for _ in self.layers]
+        rate = x.new_zeros(x.shape[0], self.features_dim)
+        for _ in range(self.config.time_steps):
+            h = x
+            for i, layer in enumerate(self.layers):
+                h, states[i] = layer(h, states[i])
+                totals[i] = totals[i] + h.detach().mean()
+            rate = rate + h
+        steps = self.config.time_steps
+        self.last_rates = [float(t) / steps for t in totals]
+        return rate / steps
+
+
+_POLICY_KEYS = {f.name for f in fields(SpikingPolicyConfig)}
+_SB3_KEYS = set(inspect.signature(ActorCriticPolicy.__init__).parameters) - {"self"}
+
+
+class SpikingActorCriticPolicy(ActorCriticPolicy):
+    """SB3 ``ActorCriticPolicy`` whose features come from reflect's spiking layers (see module doc).
+
+    ``policy_kwargs``: the fields of :class:`SpikingPolicyConfig` (``hidden``, ``neuron``, ``time_steps``,
+    ``surrogate``, ``surrogate_slope``, ``encoder``, ...), plus SB3's own (``share_features_extractor``,
+    ``optimizer_class``, ``log_std_init``, ``use_sde``, ...). ``net_arch`` defaults to ``[]``: SB3's action
+    and value layers read the spike rates directly. An unknown key is an error that names it.
+    """
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, lr_schedule: Any,
+                 **kwargs: Any) -> None:
+        spiking = {k: kwargs.pop(k) for k in list(kwargs) if k in _POLICY_KEYS}
+        unknown = [k for k in kwargs if k not in _SB3_KEYS]
+        if unknown:
+            valid = sorted(_POLICY_KEYS | (_SB3_KEYS - {"observation_space", "action_space", "lr_schedule"}))
+            close = difflib.get_close_matches(unknown[0], valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown policy_kwargs key {unknown[0]!r}{hint} valid keys: {', '.join(valid)}"
+            )
+        if "features_extractor_class" in kwargs:
+            raise ConfigError(
+                "SpikingActorCriticPolicy builds its own features extractor: drop features_extractor_class"
+            )
+        config = from_mapping(SpikingPolicyConfig, spiking, "policy_kwargs")
+        kwargs.setdefault("net_arch", [])
+        super().__init__(observation_space, action_space, lr_schedule,
+                         features_extractor_class=SpikingFeaturesExtractor,
+                         features_extractor_kwargs={"config": config}, **kwargs)
+
+    def spike_rates(self) -> dict[str, float]:
+        """Mean spike probability per layer over the last forward pass (``actor.layers.i`` / ``critic.``)."""
+        rates: dict[str, float] = {}
+        extractors = [("actor", self.pi_features_extractor)]
+        if not self.share_features_extractor:
+            extractors.append(("critic", self.vf_features_extractor))
+        for name, extractor in extractors:
+            assert isinstance(extractor, SpikingFeaturesExtractor)
+            for i, rate in enumerate(extractor.last_rates):
+                rates[f"{name}.layers.{i}"] = rate
+        return rates
+
+
+class SpikeRateCallback(BaseCallback):
+    """Records ``snn/spike_rate/<layer>`` of a ``SpikingActorCriticPolicy`` at the end of each rollout."""
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        policy = self.model.policy
+        if isinstance(policy, SpikingActorCriticPolicy):
+            with torch.no_grad():
+                for name, rate in policy.spike_rates().items():
+                    self.logger.record(f"snn/spike_rate/{name}", rate)

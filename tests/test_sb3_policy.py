@@ -1,0 +1,100 @@
+"""SpikingActorCriticPolicy inside stable-baselines3's PPO and A2C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.logger import configure
+
+from reflect.agents.sb3_policy import SpikeRateCallback, SpikingActorCriticPolicy
+from reflect.config import ConfigError
+
+
+class CueEnv(gym.Env):
+    """One-step contextual bandit: observe a cue, act on it; ``Discrete``, ``Box`` or ``MultiDiscrete``."""
+
+    def __init__(self, kind: str = "discrete") -> None:
+        self.kind = kind
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space: gym.Space[Any] = {
+            "discrete": gym.spaces.Discrete(2),
+            "box": gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
+            "multidiscrete": gym.spaces.MultiDiscrete([2, 3]),
+        }[kind]
+        self.cue = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.cue = int(self.np_random.integers(2))
+        return np.array([1.0, -1.0] if self.cue else [-1.0, 1.0], np.float32), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self.kind == "box":
+            reward = -float((float(np.asarray(action).ravel()[0]) - (1.0 if self.cue else -1.0)) ** 2)
+        else:
+            reward = float(int(np.asarray(action).ravel()[0]) == self.cue)
+        return np.zeros(2, np.float32), reward, True, False, {}
+
+
+def _cue_obs(cue: int) -> np.ndarray:
+    return np.array([1.0, -1.0] if cue else [-1.0, 1.0], np.float32)
+
+
+def test_ppo_learns_a_discrete_task_through_the_spiking_layers() -> None:
+    model = PPO(SpikingActorCriticPolicy, CueEnv("discrete"), n_steps=128, batch_size=64, n_epochs=4, seed=0,
+                learning_rate=3e-3, device="cpu", policy_kwargs={"hidden": [32], "time_steps": 3})
+    model.learn(2_048)
+    actions = [int(model.predict(_cue_obs(c), deterministic=True)[0]) for c in (0, 1)]
+    assert actions == [0, 1]
+
+
+def test_a2c_learns_a_box_task_with_separate_actor_and_critic() -> None:
+    model = A2C(SpikingActorCriticPolicy, CueEnv("box"), n_steps=16, seed=0, learning_rate=3e-3, device="cpu",
+                policy_kwargs={"hidden": [32], "share_features_extractor": False})
+    before = [float(model.predict(_cue_obs(c), deterministic=True)[0][0]) for c in (0, 1)]
+    model.learn(4_000)
+    after = [float(model.predict(_cue_obs(c), deterministic=True)[0][0]) for c in (0, 1)]
+    error_before = abs(before[0] + 1) + abs(before[1] - 1)
+    error_after = abs(after[0] + 1) + abs(after[1] - 1)
+    assert error_after < 0.5 * error_before, (before, after)
+    assert set(model.policy.spike_rates()) == {"actor.layers.0", "critic.layers.0"}
+
+
+def test_multidiscrete_actions_and_spike_rate_logging(tmp_path: Path) -> None:
+    model = PPO(SpikingActorCriticPolicy, CueEnv("multidiscrete"), n_steps=64, batch_size=32, n_epochs=1,
+                seed=0, device="cpu", policy_kwargs={"hidden": [16, 16], "neuron": "alif"})
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(128, callback=SpikeRateCallback())
+    action, _ = model.predict(_cue_obs(1), deterministic=True)
+    assert action.shape == (2,)
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    assert "snn/spike_rate/actor.layers.0" in header and "snn/spike_rate/actor.layers.1" in header
+
+
+def test_save_and_load_give_identical_deterministic_actions(tmp_path: Path) -> None:
+    model = PPO(SpikingActorCriticPolicy, "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1, seed=0,
+                device="cpu", policy_kwargs={"hidden": [16], "time_steps": 2})
+    model.learn(128)
+    model.save(tmp_path / "spiking_ppo")
+    loaded = PPO.load(tmp_path / "spiking_ppo", device="cpu")
+    observations = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    assert np.array_equal(model.predict(observations, deterministic=True)[0],
+                          loaded.predict(observations, deterministic=True)[0])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"hiden": [32]}, "did you mean 'hidden'"),
+    ({"time_steps": 0}, "time_steps must be >= 1"),
+    ({"neuron": "izhikevich"}, "must be one of 'lif', 'alif'"),
+    ({"features_extractor_class": object}, "builds its own features extractor"),
+])
+def test_bad_policy_kwargs_are_clear_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PPO(SpikingActorCriticPolicy, "CartPole-v1", device="cpu", policy_kwargs=kwargs)
