@@ -117,7 +117,16 @@ def run_reflect(seed: int, total_steps: int, every: int, episodes: int) -> SeedR
     return clock.result("reflect", seed, agent.num_timesteps)
 
 
-def run_ppo(seed: int, total_steps: int, every: int, episodes: int) -> SeedResult:
+def run_ppo(
+    seed: int,
+    total_steps: int,
+    every: int,
+    episodes: int,
+    policy: Any = "MlpPolicy",
+    name: str = "sb3-ppo",
+    policy_kwargs: dict[str, Any] | None = None,
+) -> SeedResult:
+    """PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs) and the shared evaluation."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -127,7 +136,7 @@ def run_ppo(seed: int, total_steps: int, every: int, episodes: int) -> SeedResul
 
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
     model = PPO(
-        "MlpPolicy",
+        policy,
         env,
         n_steps=32,
         batch_size=256,
@@ -139,6 +148,7 @@ def run_ppo(seed: int, total_steps: int, every: int, episodes: int) -> SeedResul
         clip_range=linear(0.2),
         seed=seed,
         device="cpu",
+        policy_kwargs=policy_kwargs or {},
     )
     clock = EvalClock(every, episodes)
 
@@ -152,7 +162,7 @@ def run_ppo(seed: int, total_steps: int, every: int, episodes: int) -> SeedResul
 
     clock.start = time.perf_counter()
     model.learn(total_steps, callback=Hook())
-    return clock.result("sb3-ppo", seed, model.num_timesteps)
+    return clock.result(name, seed, model.num_timesteps)
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -164,6 +174,36 @@ def _median(values: list[Any]) -> float | None:
     ordered = sorted(float("inf") if v is None else float(v) for v in values)
     middle = statistics.median(ordered)
     return None if middle == float("inf") else middle
+
+
+HEADER = (
+    f"{'agent':<8} {'seed':>4} {'solved at':>10} {'secs':>7} {'steps/s':>8} {'stable from':>11} {'final':>6}"
+)
+
+
+def print_result(r: SeedResult) -> None:
+    """One seed's line and its evaluation history."""
+    print(
+        f"{r.agent:<8} {r.seed:>4} {_fmt(r.solved_at, ','):>10} {_fmt(r.seconds_to_solve, '.1f'):>7} "
+        f"{r.steps_per_second:>8.0f} {_fmt(r.stable_from, ','):>11} {r.final_eval:>6.0f}",
+        flush=True,
+    )
+    print(f"         evaluations: {[round(v) for v in r.evaluations]}", flush=True)
+
+
+def print_medians(results: list[SeedResult], names: list[str]) -> None:
+    """Per agent: seeds solved and the medians of steps, seconds, steps/s and "stable from"."""
+    print("\nmedian over seeds (a seed that never solved counts as infinitely late):")
+    for name in names:
+        rs = [r for r in results if r.agent == name]
+        solved = sum(r.solved_at is not None for r in rs)
+        print(
+            f"{name:<8} solved {solved}/{len(rs)}"
+            f"  steps to solve {_fmt(_median([r.solved_at for r in rs]), ',.0f')}"
+            f"  seconds to solve {_fmt(_median([r.seconds_to_solve for r in rs]), '.1f')}"
+            f"  steps/s {statistics.median(r.steps_per_second for r in rs):,.0f}"
+            f"  stable from {_fmt(_median([r.stable_from for r in rs]), ',.0f')}"
+        )
 
 
 def main() -> None:
@@ -179,29 +219,13 @@ def main() -> None:
     torch.set_num_threads(1)
     runners = {"reflect": run_reflect, "sb3-ppo": run_ppo}
     results: list[SeedResult] = []
-    print(f"{'agent':<8} {'seed':>4} {'solved at':>10} {'secs':>7} {'steps/s':>8} {'stable from':>11} "
-          f"{'final':>6}")
+    print(HEADER)
     for seed in args.seeds:
         for name in args.agents:
             r = runners[name](seed, args.total_steps, args.eval_every, args.eval_episodes)
             results.append(r)
-            print(
-                f"{r.agent:<8} {r.seed:>4} {_fmt(r.solved_at, ','):>10} {_fmt(r.seconds_to_solve, '.1f'):>7} "
-                f"{r.steps_per_second:>8.0f} {_fmt(r.stable_from, ','):>11} {r.final_eval:>6.0f}",
-                flush=True,
-            )
-            print(f"         evaluations: {[round(v) for v in r.evaluations]}", flush=True)
-    print("\nmedian over seeds (a seed that never solved counts as infinitely late):")
-    for name in args.agents:
-        rs = [r for r in results if r.agent == name]
-        solved = sum(r.solved_at is not None for r in rs)
-        print(
-            f"{name:<8} solved {solved}/{len(rs)}"
-            f"  steps to solve {_fmt(_median([r.solved_at for r in rs]), ',.0f')}"
-            f"  seconds to solve {_fmt(_median([r.seconds_to_solve for r in rs]), '.1f')}"
-            f"  steps/s {statistics.median(r.steps_per_second for r in rs):,.0f}"
-            f"  stable from {_fmt(_median([r.stable_from for r in rs]), ',.0f')}"
-        )
+            print_result(r)
+    print_medians(results, args.agents)
 
 
 if __name__ == "__main__":
