@@ -54,8 +54,9 @@ class SpikingPolicyConfig:
     time_steps: int = 4
     beta: float = 0.5
     theta: float = 1.0
-    surrogate: Literal["fast_sigmoid", "arctan"] = "fast_sigmoid"
-    surrogate_slope: float = 1.0
+    # with PPO on CartPole, arctan (slope 2) solved 2 of 3 seeds in 100k steps; fast_sigmoid (slope 1) none
+    surrogate: Literal["fast_sigmoid", "arctan"] = "arctan"
+    surrogate_slope: float = 2.0
     encoder: Literal["direct", "poisson", "posneg", "population"] = "direct"
     # SB3 envs are often unnormalised (CartPole obs std 0.07-0.8): at 2, no neuron of layer 2 spiked
     weight_scale: float = 8.0
