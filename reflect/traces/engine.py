@@ -33,6 +33,7 @@ from reflect.spiking.layers import LeakyReadout, PackedLinear
 from reflect.spiking.network import NetworkState, SpikingNetwork
 from reflect.spiking.neurons import ALIFState, LIFState
 from reflect.traces.layer_traces import ALGORITHMS, LayerTraces
+from reflect.traces.numpy_path import accumulate_outer
 
 NUMPY_PATH_MAX_WEIGHTS = 65_536  # the numpy kernels win at 4-128-128-2, torch's fused ones at 4-512-512-2
 
@@ -76,12 +77,7 @@ class _ReadoutTraces:
 
     def backward_numpy(self, signal: np.ndarray, grad: np.ndarray, decay: float) -> np.ndarray:
         """:meth:`backward` on numpy views."""
-        np.dot(self.np_eps.T, signal, out=self.np_outer)
-        if decay == 0.0:
-            grad[...] = self.np_outer
-        else:
-            grad *= decay
-            grad += self.np_outer
+        accumulate_outer(grad, self.np_eps, signal, decay, self.np_outer)
         np.dot(signal, self.np_weight_t, out=self.np_input_signal)
         if self.decay > 0.0:
             self.np_input_signal *= 1.0 - self.decay

@@ -39,6 +39,17 @@ def _view(t: Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
+def accumulate_outer(grad: np.ndarray, pre: np.ndarray, post: np.ndarray, decay: float,
+                     outer: np.ndarray) -> None:
+    """``grad <- decay * grad + pre^T @ post``; ``pre`` ``[B, R]``, ``post`` ``[B, H]``, ``outer`` scratch."""
+    np.dot(pre.T, post, out=outer)
+    if decay == 0.0:
+        grad[...] = outer
+    else:
+        grad *= decay
+        grad += outer
+
+
 class NumpySurrogate:
     """``sigma'(u)`` in place on a numpy array (same formulas as SurrogateDerivative)."""
 
@@ -120,12 +131,7 @@ class NumpyLayerKernels:
         np.multiply(signal, self.psi, out=self.delta_v)
         weighted = self.signal
         np.multiply(self.delta_v, self.one_minus_beta, out=weighted)
-        np.dot(self.eps_x.T, weighted, out=self.outer)
-        if decay == 0.0:
-            grad[...] = self.outer
-        else:
-            grad *= decay
-            grad += self.outer
+        accumulate_outer(grad, self.eps_x, weighted, decay, self.outer)
         if not needs_input:
             return None
         np.dot(weighted, self.weight_t, out=self.input_signal)
