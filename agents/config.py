@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from reflect.config import deep_merge, from_mapping, load_env_config, parse_overrides
 from reflect.learning.config import LearnerConfig
+from reflect.learning.heads import GaussianHead
 from reflect.spiking.encoders import ENCODERS
 from reflect.spiking.network import SpikingNetwork
 from reflect.spiking.surrogate import Surrogate, check_surrogate
@@ -80,6 +81,44 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class ActionConfig:
+    """Continuous (``Box``) actions: the Gaussian policy head. Ignored for ``Discrete`` actions.
+
+    Attributes:
+        squash: ``tanh`` (smooth, exact log-prob with the Jacobian) or ``clip`` into the bounds; the
+            network works in ``[-1, 1]`` units per dimension, scaled to each dimension's ``[low, high]``.
+        init_log_std: starting log standard deviation of the Gaussian, in those units.
+        learn_log_std: train the log-std with the actor (else it stays at ``init_log_std``).
+        log_std_min / log_std_max: bounds of the log-std.
+    """
+
+    squash: Literal["tanh", "clip"] = "tanh"
+    init_log_std: float = 0.0
+    learn_log_std: bool = True
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.log_std_min < self.log_std_max:
+            raise ValueError(
+                f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})"
+            )
+        if not self.log_std_min <= self.init_log_std <= self.log_std_max:
+            raise ValueError(
+                f"init_log_std {self.init_log_std} must lie in [log_std_min, log_std_max] = "
+                f"[{self.log_std_min}, {self.log_std_max}]"
+            )
+
+    def build_head(self, low: Any, high: Any, seed: int | None) -> GaussianHead:
+        """The Gaussian head for a ``Box`` action with bounds ``low``/``high`` ``[A]``."""
+        return GaussianHead(
+            len(low), low, high, squash=self.squash, init_log_std=self.init_log_std,
+            learn_log_std=self.learn_log_std, log_std_bounds=(self.log_std_min, self.log_std_max),
+            seed=seed,
+        )
+
+
+@dataclass(frozen=True)
 class NormalizeConfig:
     """Online normalisation of the stream (statistics are part of every checkpoint).
 
@@ -137,6 +176,7 @@ class ReflectConfig:
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    action: ActionConfig = field(default_factory=ActionConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -45,8 +45,9 @@ class FrozenPolicy:
         return self.engine.step(self.inputs, traces=False)
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions ``[B]`` for raw observations ``[B, obs_dim]``."""
-        return self.head.sample(self.outputs(obs).numpy(), deterministic)
+        """Environment actions ``[B]`` (or ``[B, A]`` in the ``Box`` bounds) for raw observations
+        ``[B, obs_dim]``; the array is reused by the next call."""
+        return self.head.to_env(self.head.sample(self.outputs(obs).numpy(), deterministic))
 
     @property
     def spikes(self) -> list[Tensor]:

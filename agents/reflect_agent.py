@@ -44,11 +44,12 @@ from reflect.envs import (
     make_env,
     read_episode_statistics,
 )
-from reflect.learning.heads import CategoricalHead
+from reflect.learning.heads import CategoricalHead, GaussianHead, PolicyHead
 from reflect.learning.reflect_learner import ReflectLearner
 from reflect.spiking.network import NetworkState
 
 AGENT_NAME = "reflect"
+SUPPORTED_ACTIONS = ("Discrete", "Box")
 
 
 def _as_config(config: ReflectConfig | Mapping[str, Any] | None, env_id: str | None) -> ReflectConfig:
@@ -106,7 +107,9 @@ class Reflect:
         self.config = _as_config(config, self.env_id)
         self.env = _as_vector_env(env, self.seed, self.config.train.num_envs)
         self.num_envs: int = self.env.num_envs
-        self.spaces = check_spaces(self.env.single_observation_space, self.env.single_action_space)
+        self.spaces = check_spaces(
+            self.env.single_observation_space, self.env.single_action_space, SUPPORTED_ACTIONS
+        )
         if self.env_id is None:
             self.env_id = self._env_id_from_vector()
         obs_dim, num_actions = self.spaces.obs_dim, self.spaces.num_actions
@@ -115,8 +118,13 @@ class Reflect:
             torch.manual_seed(self.seed)
             self.actor = net.build(obs_dim, num_actions)
             self.critic = net.build(obs_dim, 1) if self.config.learner.third_factor == "td" else None
-        self.head = CategoricalHead(num_actions, seed=self.seed)
-        self._predict_head = CategoricalHead(num_actions, seed=self.seed + 1)  # never touches learning's RNG
+        self.continuous = self.spaces.action_kind == "box"
+        self.head: PolicyHead = (
+            self.config.action.build_head(self.spaces.action_low, self.spaces.action_high, self.seed)
+            if self.continuous
+            else CategoricalHead(num_actions, seed=self.seed)
+        )
+        self._predict_head = self.head.spawn(self.seed + 1)  # never touches learning's RNG
         self.learner = ReflectLearner(
             self.actor,
             self.critic,
@@ -172,12 +180,18 @@ class Reflect:
         return array, single
 
     def act(self, obs: Any) -> Any:
-        """Sample the action for ``obs`` (``[obs_dim]`` for one stream, ``[N, obs_dim]`` for N) and learn
-        from it at the next :meth:`observe`. Observation statistics are updated with ``obs``."""
+        """The action for ``obs`` (``[obs_dim]`` for one stream, ``[N, obs_dim]`` for N), learned from at
+        the next :meth:`observe`. Observation statistics are updated with ``obs`` (unless frozen).
+
+        Returns an ``int`` (one stream, ``Discrete``), an ``[A]`` array (one stream, ``Box``, within the
+        bounds) or ``[N]`` / ``[N, A]``. Arrays are buffers reused by the next call: copy one to keep it.
+        """
         array, single = self._stream_obs(obs)
-        self._inputs_np[...] = self._normalize(array, update=True)
+        self._inputs_np[...] = self._normalize(array, update=not self.learner.frozen)
         actions = self.learner.act(self._inputs_np)
-        return int(actions[0]) if single else actions
+        if single:
+            return actions[0] if self.continuous else int(actions[0])
+        return actions
 
     def observe(self, reward: Any, terminated: Any, truncated: Any, next_obs: Any) -> np.ndarray:
         """Learn from the step that followed :meth:`act`; returns the TD errors ``[N]``.
@@ -189,6 +203,8 @@ class Reflect:
         reward = np.asarray(reward, dtype=np.float64).reshape(self.num_envs)
         terminated = np.asarray(terminated, dtype=bool).reshape(self.num_envs)
         truncated = np.asarray(truncated, dtype=bool).reshape(self.num_envs)
+        if self.learner.frozen:
+            return self.learner.observe(reward, terminated, truncated, self._inputs_np)
         if self.reward_scaler is not None:
             reward = self.reward_scaler.scale(reward, terminated, truncated)
         self._inputs_np[...] = self._normalize(array, update=False)
@@ -197,6 +213,21 @@ class Reflect:
     def reset_state(self) -> None:
         """Zero network state and traces of every stream (weights and statistics are kept)."""
         self.learner.reset_state()
+
+    def freeze(self, deterministic: bool = True) -> None:
+        """Stop learning (weights, observation and reward statistics stay fixed). :meth:`act` then
+        only runs the actor (the distribution's mode when ``deterministic``); :meth:`observe` only
+        resets streams whose episode ended, and may be skipped."""
+        self.learner.freeze(deterministic)
+
+    def unfreeze(self) -> None:
+        """Learn again from the next :meth:`act` (every stream restarts its state and traces)."""
+        self.learner.unfreeze()
+
+    @property
+    def learning(self) -> bool:
+        """Whether :meth:`act`/:meth:`observe` update the weights (see :meth:`freeze`)."""
+        return not self.learner.frozen
 
     # ------------------------------------------------------------------------------ SB3 API
     def learn(
@@ -307,12 +338,16 @@ class Reflect:
         )
         with torch.no_grad():
             out, new_state = self.actor(inputs, state, start)
-        actions = self._predict_head.sample(out.numpy(), deterministic)
-        return (int(actions[0]) if single else actions), new_state
+        head = self._predict_head
+        actions = np.array(head.to_env(head.sample(out.numpy(), deterministic)), copy=True)
+        if single:
+            return (actions[0] if self.continuous else int(actions[0])), new_state
+        return actions, new_state
 
     def policy(self, batch_size: int = 1) -> FrozenPolicy:
         """A frozen, inference-only copy of the actor's dynamics (shares the weights, not the state)."""
-        return FrozenPolicy(self.actor, self.head, self.normalize_observation, batch_size)
+        head = self.head.spawn(self.seed + 2)  # shares the parameters, never the learner's random stream
+        return FrozenPolicy(self.actor, head, self.normalize_observation, batch_size)
 
     def get_env(self) -> Any:
         """The environment streams (an SB3 VecEnv given to the constructor is returned as given)."""
@@ -365,6 +400,7 @@ class Reflect:
             "num_timesteps": self.num_timesteps,
             "actor": self.actor.state_dict(),
             "critic": None if self.critic is None else self.critic.state_dict(),
+            "log_std": self.head.log_std.clone() if isinstance(self.head, GaussianHead) else None,
             "learner": self.learner.state_dict(),
             "obs_normalizer": None if self.obs_normalizer is None else self.obs_normalizer.state_dict(),
             "reward_scaler": None if self.reward_scaler is None else self.reward_scaler.state_dict(),
@@ -411,6 +447,8 @@ class Reflect:
         self.actor.load_state_dict(payload["actor"])
         if self.critic is not None:
             self.critic.load_state_dict(payload["critic"])
+        if isinstance(self.head, GaussianHead):
+            self.head.log_std.copy_(payload["log_std"])
         self.learner.load_state_dict(payload["learner"])
         if self.obs_normalizer is not None:
             self.obs_normalizer.load_state_dict(payload["obs_normalizer"])

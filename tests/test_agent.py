@@ -129,9 +129,14 @@ def test_nan_observation_is_a_clear_error() -> None:
         agent.learn(10)
 
 
+class _MultiDiscreteEnv(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.MultiDiscrete([2, 3])
+
+
 def test_unsupported_spaces_name_what_is_supported() -> None:
-    with pytest.raises(UnsupportedSpaceError, match="Discrete"):
-        Reflect("Pendulum-v1", SMALL)
+    with pytest.raises(UnsupportedSpaceError, match="Discrete or Box"):
+        Reflect(_MultiDiscreteEnv(), SMALL)
     with pytest.raises(UnsupportedSpaceError, match="1-D Box"):
         Reflect("FrozenLake-v1", SMALL)
 

@@ -98,6 +98,9 @@ class ReflectLearner:
         decay = config.gamma * config.lam
         self.actor_engine = TraceEngine(actor, num_streams, algorithm=trace_algorithm)
         self.actor = TraceGroup(self.actor_engine, decay, config.actor_lr, config.actor_kappa)
+        head.prepare(num_streams)
+        if head.extra_params is not None and head.extra_grad is not None:
+            self.actor.attach_extra(head.extra_params, head.extra_grad)  # e.g. a Gaussian log-std
         self.critic_engine: TraceEngine | None = None
         self.critic: TraceGroup | None = None
         if uses_critic:
@@ -112,15 +115,41 @@ class ReflectLearner:
         self._entropy_weight = np.zeros(1)
         self.actor_out: np.ndarray = np.zeros((num_streams, head.num_outputs), dtype=np.float32)
         self.awaiting_observe = False
+        self.frozen = False
+        self.frozen_deterministic = True
+        self._no_delta = np.zeros(num_streams)
         self.stats = LearnerStats()
         self.spike_sums: list[Tensor] = []
 
+    # ------------------------------------------------------------------------------- freeze
+    def freeze(self, deterministic: bool = True) -> None:
+        """Stop learning: :meth:`act` then runs the actor without traces (no critic, no update) and
+        :meth:`observe` only resets the streams whose episode ended; weights stay as they are.
+
+        ``deterministic``: act with the distribution's mode (else keep sampling).
+        """
+        if self.awaiting_observe:
+            raise RuntimeError("freeze() between act() and observe(): call observe(...) first")
+        self.frozen, self.frozen_deterministic = True, deterministic
+
+    def unfreeze(self) -> None:
+        """Learn again from the next :meth:`act`. Traces were not kept while frozen, so every stream
+        starts afresh (network state and traces zero, as at an episode start)."""
+        if self.frozen:
+            self.frozen = False
+            self.reset_state()
+
     # ---------------------------------------------------------------------------------- act
     def act(self, obs: Observations) -> np.ndarray:
-        """Sample actions ``[B]`` for observations ``[B, obs_dim]``; advances state and traces.
-
-        Must be followed by :meth:`observe` before the next call.
+        """Actions for observations ``[B, obs_dim]``, as the environment takes them (``[B]`` indices, or
+        ``[B, A]`` in the ``Box`` bounds); advances state and traces. The array is reused by the next
+        call. Must be followed by :meth:`observe` before the next call (unless frozen).
         """
+        if self.frozen:
+            out = self.actor_engine.step_array(obs, traces=False)
+            self.actor_out = out
+            self.actions = self.head.sample(out, self.frozen_deterministic)
+            return self.head.to_env(self.actions)
         if self.awaiting_observe:
             raise RuntimeError("act() was called twice without observe(): call observe(...) after each act()")
         if self.critic_engine is not None and self.critic_pending.any():
@@ -133,7 +162,7 @@ class ReflectLearner:
             for total, spikes in zip(self.spike_sums, self._spike_sources(), strict=True):
                 total.add_(spikes)
         self.awaiting_observe = True
-        return self.actions
+        return self.head.to_env(self.actions)
 
     def _step_critic(self, obs: Observations, rows: np.ndarray) -> None:
         """Step the critic on ``obs`` for the streams in ``rows`` only; store their ``V``."""
@@ -161,8 +190,14 @@ class ReflectLearner:
         """One online update from the transition of the last :meth:`act`; returns ``delta`` ``[B]``.
 
         ``next_obs`` ``[B, obs_dim]``: the observation that followed (for a stream whose episode
-        ended, its final observation, used to bootstrap a truncation).
+        ended, its final observation, used to bootstrap a truncation). When frozen, nothing is
+        learned: streams whose episode ended are reset and ``delta`` is zero.
         """
+        if self.frozen:
+            done = terminated | truncated
+            if done.any():
+                self.actor_engine.reset(done)
+            return self._no_delta
         if not self.awaiting_observe:
             raise RuntimeError("observe() needs a preceding act() for the same step")
         if self.num_streams == 1:
@@ -311,6 +346,8 @@ class ReflectLearner:
             "reward_baseline": self.reward_baseline,
             "head_rng": self.head.rng_state(),
         }
+        if self.actor.extra_params is not None:
+            state["actor_extra_traces"] = torch.from_numpy(self.actor.extra_z.copy())
         if self.critic is not None and self.critic_engine is not None:
             state["critic_engine"] = {k: t.clone() for k, t in self.critic_engine.state_tensors().items()}
             state["critic_traces"] = self.critic.z.clone()
@@ -333,4 +370,6 @@ class ReflectLearner:
         self.critic_pending[:] = state["critic_pending"].numpy()
         self.reward_baseline = float(state["reward_baseline"])
         self.head.set_rng_state(dict(state["head_rng"]))
+        if self.actor.extra_params is not None:
+            self.actor.extra_z[...] = state["actor_extra_traces"].numpy()
         self.awaiting_observe = False

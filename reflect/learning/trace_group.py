@@ -8,6 +8,10 @@ streams, the group keeps ``z`` as one flat buffer ``[B, |theta|]`` and applies, 
     step_b = alpha / max(1, kappa * alpha * max(|delta_b|, 1) * ||z_b||_1)      (ObGD)
 
 At ``B = 1`` every operation is a single fused call on preallocated buffers.
+
+A group can also train a few parameters that live outside the network (:meth:`attach_extra`, e.g. a
+Gaussian policy's log-std ``[P]``): they get their own trace ``[B, P]``, count towards ``||z_b||_1``, and
+take the same step.
 """
 
 from __future__ import annotations
@@ -50,12 +54,23 @@ class TraceGroup:
             flat.view(p.shape)
             for flat, p in zip(torch.split(self._update[0], sizes), self.params, strict=True)
         ]
+        self.extra_params: np.ndarray | None = None
+        self.extra_grad: np.ndarray | None = None
+        self.extra_z = np.zeros((batch, 0))
         # numpy views of the same memory, for the single-stream update on the engine's numpy path
         self._numpy = engine.numpy_path
         if self._numpy:
             self.z_np, self.fresh_np = self.z.numpy(), self.fresh.numpy()
             self.params_np = [p.detach().numpy() for p in self.params]
             self.views_np = [v.numpy() for v in self.views[0]]
+
+    def attach_extra(self, params: np.ndarray, grad: np.ndarray) -> None:
+        """Train ``params`` ``[P]`` (updated in place) with this group; ``grad`` ``[B, P]`` holds their
+        same-step score gradient, written by its owner before every :meth:`accumulate`."""
+        if grad.shape != (self.batch_size, params.shape[0]):
+            raise ValueError(f"grad must have shape {(self.batch_size, params.shape[0])}, got {grad.shape}")
+        self.extra_params, self.extra_grad = params, grad
+        self.extra_z = np.zeros(grad.shape)
 
     def _stream_views(self, flat: Tensor, sizes: list[int]) -> list[list[Tensor]]:
         return [
@@ -84,6 +99,9 @@ class TraceGroup:
         Must run after the engine's step for this time step and before its next one.
         """
         self._backward(self.views, self.decay, None)
+        if self.extra_grad is not None:
+            self.extra_z *= self.decay
+            self.extra_z += self.extra_grad
 
     def compute_fresh(self, rows: np.ndarray | None = None) -> None:
         """``fresh_b <- g_b`` right after a step (for the streams in ``rows``, default all), to be added
@@ -99,8 +117,9 @@ class TraceGroup:
         torch.add(self.fresh, self.z, alpha=self.decay, out=self.z)
 
     def trace_l1(self) -> np.ndarray:
-        """``||z_b||_1`` per stream, ``[B]`` float64."""
-        return self.z.abs().sum(dim=1, dtype=torch.float64).numpy()
+        """``||z_b||_1`` per stream, ``[B]`` float64 (extra parameters included)."""
+        l1 = self.z.abs().sum(dim=1, dtype=torch.float64).numpy()
+        return l1 + np.abs(self.extra_z).sum(axis=1) if self.extra_params is not None else l1
 
     def apply(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bounded update from the errors ``delta`` ``[B]``; returns step sizes and ``||z||_1``, ``[B]``."""
@@ -113,20 +132,27 @@ class TraceGroup:
             self._coefficients.copy_(torch.from_numpy(coefficients).view(1, -1))
             torch.mm(self._coefficients, self.z, out=self._update)
             torch._foreach_add_(self.params, self._update_views)
+        if self.extra_params is not None:
+            self.extra_params += coefficients @ self.extra_z
         return steps, l1
 
     def apply_one(self, delta: float) -> tuple[float, float]:
         """:meth:`apply` for a single stream with plain floats; returns ``(step size, ||z||_1)``."""
+        extra = self.extra_params
+        extra_l1 = float(np.abs(self.extra_z).sum()) if extra is not None else 0.0
         if self._numpy:
-            l1 = float(np.abs(self.z_np).sum())
+            l1 = float(np.abs(self.z_np).sum()) + extra_l1
             step = obgd_step_size(self.lr, self.kappa, delta, l1)
             coefficient = step * delta
             for param, trace in zip(self.params_np, self.views_np, strict=True):
                 param += coefficient * trace
-            return step, l1
-        l1 = float(torch.linalg.vector_norm(self.z, 1))
-        step = obgd_step_size(self.lr, self.kappa, delta, l1)
-        torch._foreach_add_(self.params, self.views[0], alpha=step * delta)
+        else:
+            l1 = float(torch.linalg.vector_norm(self.z, 1)) + extra_l1
+            step = obgd_step_size(self.lr, self.kappa, delta, l1)
+            coefficient = step * delta
+            torch._foreach_add_(self.params, self.views[0], alpha=coefficient)
+        if extra is not None:
+            extra += coefficient * self.extra_z[0]
         return step, l1
 
     def reset(self, done: np.ndarray) -> None:
@@ -135,7 +161,9 @@ class TraceGroup:
             if done[0]:
                 self.z.zero_()
                 self.fresh.zero_()
+                self.extra_z.fill(0.0)
             return
         rows = torch.from_numpy(done)
         self.z[rows] = 0.0
         self.fresh[rows] = 0.0
+        self.extra_z[done] = 0.0
