@@ -51,3 +51,34 @@ class NaNObservationEnv(DelayedMatchEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         _, reward, terminated, truncated, info = super().step(action)
         return np.full(3, np.nan, dtype=np.float32), reward, terminated, truncated, info
+
+
+class ContinuousCueEnv(gym.Env):
+    """One-step continuous control: observe a cue ``c`` in ``{-1, +1}``, act ``a`` in ``[low, high]^2``.
+
+    The reward is ``-||a - target(c)||^2`` with ``target(c) = (0.5 c, -0.25 c)`` scaled into the bounds,
+    and the episode terminates. A policy that ignores the cue earns about ``-0.3`` at best; one that
+    follows it earns close to 0.
+    """
+
+    def __init__(self, low: float = -1.0, high: float = 1.0) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.action_space = gym.spaces.Box(low, high, (2,), np.float32)
+        center, half = (high + low) / 2.0, (high - low) / 2.0
+        self.targets = {c: center + half * np.array([0.5 * c, -0.25 * c]) for c in (-1, 1)}
+        self.cue = 1
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.cue = 1 if self.np_random.random() < 0.5 else -1
+        return np.array([self.cue], dtype=np.float32), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (2,) or not self.action_space.contains(action.astype(np.float32)):
+            raise ValueError(f"action {action} is outside {self.action_space}")
+        half = (self.action_space.high - self.action_space.low) / 2.0
+        reward = -float((((action - self.targets[self.cue]) / half) ** 2).sum())
+        return np.array([self.cue], dtype=np.float32), reward, True, False, {}

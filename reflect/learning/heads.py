@@ -225,8 +225,9 @@ class GaussianHead:
         self.low, self.high = low_arr, high_arr
         self.bounded = np.isfinite(low_arr) & np.isfinite(high_arr)
         self.all_bounded = bool(self.bounded.all())
-        self.center = np.where(self.bounded, (high_arr + low_arr) / 2.0, 0.0)
-        self.scale = np.where(self.bounded, (high_arr - low_arr) / 2.0, 1.0)
+        finite_low, finite_high = np.where(self.bounded, low_arr, -1.0), np.where(self.bounded, high_arr, 1.0)
+        self.center = (finite_high + finite_low) / 2.0  # unbounded dimensions: center 0, scale 1
+        self.scale = (finite_high - finite_low) / 2.0
         if log_std is None:
             log_std = torch.full((action_dim,), float(init_log_std), dtype=torch.float64)
         self.log_std = log_std

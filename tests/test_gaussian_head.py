@@ -1,0 +1,213 @@
+"""The Gaussian policy head: log-prob with squashing, score gradients, bounds, and learning with it."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from tasks import ContinuousCueEnv
+from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
+
+from reflect.agents import Reflect
+from reflect.learning.heads import GaussianHead
+
+LOW = np.array([-2.0, 0.0, -1.0])
+HIGH = np.array([4.0, 1.0, 1.0])
+CUE = {"network": {"hidden": [32]}, "normalize": {"observations": False, "rewards": False},
+       "learner": {"entropy_coef": 0.0}}
+
+
+def _head(squash: str = "tanh", **kwargs: object) -> GaussianHead:
+    return GaussianHead(3, LOW, HIGH, squash=squash, init_log_std=-0.3, seed=0, **kwargs)  # type: ignore[arg-type]
+
+
+def _batch() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(4, 3)), rng.normal(scale=1.5, size=(4, 3))  # means, pre-squash actions
+
+
+def test_tanh_log_prob_matches_torch_transformed_distribution() -> None:
+    head = _head("tanh")
+    head.log_std_np[:] = [-0.3, 0.2, -1.0]
+    mu, u = _batch()
+    log_std = torch.tensor(head.log_std_np)
+    center, scale = torch.tensor((HIGH + LOW) / 2), torch.tensor((HIGH - LOW) / 2)
+    dist = TransformedDistribution(
+        Normal(torch.tensor(mu), log_std.exp()), [TanhTransform(), AffineTransform(center, scale)]
+    )
+    env_action = torch.tensor(head.to_env(u), dtype=torch.float64)
+    expected = dist.log_prob(center + scale * torch.tanh(torch.tensor(u))).sum(dim=1).numpy()
+    np.testing.assert_allclose(head.log_prob(mu, u), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(env_action.numpy(), (center + scale * torch.tanh(torch.tensor(u))).numpy(),
+                               rtol=1e-6)
+    # negative control: leaving out the squash Jacobian is detected
+    plain = Normal(torch.tensor(mu), log_std.exp()).log_prob(torch.tensor(u)).sum(dim=1).numpy()
+    assert np.abs(plain - expected).max() > 1e-2
+
+
+def test_tanh_log_prob_is_finite_for_saturated_actions() -> None:
+    head = _head("tanh")
+    mu = np.zeros((1, 3))
+    u = np.array([[30.0, -30.0, 0.0]])
+    assert np.isfinite(head.log_prob(mu, u)).all()
+
+
+def test_clip_log_prob_is_the_gaussian_density_of_the_draw() -> None:
+    head = _head("clip")
+    mu, u = _batch()
+    std = float(np.exp(-0.3))
+    expected = (Normal(torch.tensor(mu), std).log_prob(torch.tensor(u)).sum(dim=1)
+                - torch.log(torch.tensor((HIGH - LOW) / 2)).sum()).numpy()
+    np.testing.assert_allclose(head.log_prob(mu, u), expected, rtol=1e-10)
+    env = head.to_env(u)
+    np.testing.assert_allclose(env, (HIGH + LOW) / 2 + (HIGH - LOW) / 2 * np.clip(u, -1, 1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.05, -0.05])
+def test_score_and_log_std_gradient_match_autograd(weight: float) -> None:
+    head = _head("tanh")
+    head.log_std_np[:] = [-0.3, 0.2, -1.0]
+    mu, u = _batch()
+    signal = np.zeros((4, 3))
+    head.score(mu, u, np.full(4, weight), signal)
+    mu_t = torch.tensor(mu, requires_grad=True)
+    log_std_t = torch.tensor(head.log_std_np, requires_grad=True)
+    dist = Normal(mu_t, log_std_t.exp())
+    per_stream = dist.log_prob(torch.tensor(u)).sum(dim=1) + weight * dist.entropy().sum(dim=1)
+    grads = [torch.autograd.grad(per_stream[b], [mu_t, log_std_t], retain_graph=True) for b in range(4)]
+    expected_mu = np.stack([g[0][b].numpy() for b, g in enumerate(grads)])
+    expected_log_std = np.stack([g[1].numpy() for g in grads])
+    np.testing.assert_allclose(signal, expected_mu, rtol=1e-10, atol=1e-12)
+    assert head.extra_grad is not None
+    np.testing.assert_allclose(head.extra_grad, expected_log_std, rtol=1e-10, atol=1e-12)
+    # negative control: the entropy term is really in there
+    if weight:
+        no_entropy = np.stack([torch.autograd.grad(dist.log_prob(torch.tensor(u))[b].sum(), log_std_t,
+                                                   retain_graph=True)[0].numpy() for b in range(4)])
+        assert np.abs(no_entropy - expected_log_std).max() > 1e-3
+
+
+def test_entropy_is_the_pre_squash_gaussian_entropy() -> None:
+    head = _head()
+    std = torch.full((3,), -0.3, dtype=torch.float64).exp()
+    expected = Normal(torch.zeros(3, dtype=torch.float64), std).entropy().sum().item()
+    np.testing.assert_allclose(head.entropy(np.zeros((2, 3))), [expected, expected], rtol=1e-12)
+
+
+def test_samples_have_the_head_mean_and_spread_and_actions_stay_in_bounds() -> None:
+    head = _head()
+    mu = np.tile([[0.5, -1.0, 3.0]], (20_000, 1))
+    u = head.sample(mu, deterministic=False).copy()
+    np.testing.assert_allclose(u.mean(axis=0), mu[0], atol=0.02)
+    np.testing.assert_allclose(u.std(axis=0), np.exp(-0.3), rtol=0.02)
+    env = head.to_env(u)
+    assert env.dtype == np.float32 and (env >= LOW).all() and (env <= HIGH).all()
+    deterministic = head.to_env(head.sample(mu[:1], deterministic=True))
+    np.testing.assert_allclose(deterministic[0], (HIGH + LOW) / 2 + (HIGH - LOW) / 2 * np.tanh(mu[0]),
+                               rtol=1e-6)
+
+
+def test_unbounded_dimensions_pass_through_and_log_std_stays_in_bounds() -> None:
+    head = GaussianHead(2, [-1.0, -np.inf], [1.0, np.inf], log_std_bounds=(-2.0, 0.5), seed=0)
+    env = head.to_env(np.array([[3.0, 7.5]]))
+    np.testing.assert_allclose(env, [[np.tanh(3.0), 7.5]], rtol=1e-6)
+    head.log_std_np[:] = [5.0, -9.0]
+    np.testing.assert_allclose(head.std(), np.exp([0.5, -2.0]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"squash": "sigmoid"}, "unknown squash"), ({"log_std_bounds": (1.0, 0.0)}, "min < max")],
+)
+def test_bad_head_options_are_named(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GaussianHead(3, LOW, HIGH, **kwargs)
+
+
+def test_bad_action_config_is_named() -> None:
+    with pytest.raises(ValueError, match="init_log_std"):
+        Reflect(ContinuousCueEnv(), {"action": {"init_log_std": 9.0}})
+    with pytest.raises(ValueError, match=r"action\.squash"):
+        Reflect(ContinuousCueEnv(), {"action": {"squash": "sigmoid"}})
+
+
+def _cue_error(agent: Reflect, env: ContinuousCueEnv) -> float:
+    half = (env.action_space.high - env.action_space.low) / 2
+    errors = []
+    for cue in (-1, 1):
+        action, _ = agent.predict(np.array([cue], dtype=np.float32), deterministic=True)
+        errors.append(float((((action - env.targets[cue]) / half) ** 2).sum()))
+    return float(np.mean(errors))
+
+
+@pytest.mark.parametrize(("low", "high"), [(-1.0, 1.0), (-2.0, 4.0)])
+def test_agent_learns_a_continuous_cue_task(low: float, high: float) -> None:
+    env = ContinuousCueEnv(low, high)
+    agent = Reflect(ContinuousCueEnv(low, high), CUE, seed=0)
+    before = _cue_error(agent, env)
+    agent.learn(2000)
+    assert before > 0.2  # the untrained policy ignores the cue
+    assert _cue_error(agent, env) < 0.02
+    assert (agent.head.log_std.numpy() < -1.0).all()  # it became more certain
+
+
+def test_fixed_log_std_is_not_learned() -> None:
+    agent = Reflect(ContinuousCueEnv(), {**CUE, "action": {"learn_log_std": False, "init_log_std": -1.0}})
+    agent.learn(500)
+    assert torch.equal(agent.head.log_std, torch.full((2,), -1.0, dtype=torch.float64))
+
+
+def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object) -> None:
+    agent = Reflect("Pendulum-v1", {"network": {"hidden": [16]}}, seed=3)
+    agent.learn(300)
+    path = agent.save(tmp_path / "pendulum")  # type: ignore[operator]
+    agent.learn(300)
+    resumed = Reflect.load(path)
+    resumed.learn(300)
+    assert torch.equal(resumed.head.log_std, agent.head.log_std)
+    for ours, theirs in zip(resumed.actor.parameters(), agent.actor.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_freeze_stops_learning_and_unfreeze_resumes() -> None:
+    agent = Reflect("Pendulum-v1", {"network": {"hidden": [16]}}, seed=0)
+    agent.learn(200)
+    weights = [p.clone() for p in agent.actor.parameters()]
+    log_std = agent.head.log_std.clone()
+    obs, _ = agent.env.reset(seed=1)
+    agent.freeze()
+    assert not agent.learning
+    first = agent.act(obs[0]).copy()
+    agent.reset_state()
+    again = agent.act(obs[0]).copy()
+    np.testing.assert_array_equal(first, again)  # deterministic and stateless across resets
+    for _ in range(50):
+        agent.act(obs[0])
+        agent.observe(-1.0, False, False, obs[0])
+    assert all(torch.equal(a, b) for a, b in zip(weights, agent.actor.parameters(), strict=True))
+    assert torch.equal(log_std, agent.head.log_std)
+    agent.unfreeze()
+    agent.learn(50)
+    assert agent.learning
+    assert not all(torch.equal(a, b) for a, b in zip(weights, agent.actor.parameters(), strict=True))
+
+
+def test_act_and_observe_do_not_grow_memory_after_warm_up() -> None:
+    agent = Reflect("Pendulum-v1", seed=0)
+    obs = np.zeros(3)
+
+    def steps(n: int) -> None:
+        for _ in range(n):
+            agent.act(obs)
+            agent.observe(-1.0, False, False, obs)
+
+    steps(200)
+    tracemalloc.start()
+    steps(100)
+    after_warm_up, _ = tracemalloc.get_traced_memory()
+    steps(2000)
+    after_more, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert after_more - after_warm_up < 4096, "act/observe keep allocating memory per step"
