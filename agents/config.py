@@ -90,6 +90,8 @@ class ActionConfig:
         init_log_std: starting log standard deviation of the Gaussian, in those units.
         learn_log_std: train the log-std with the actor (else it stays at ``init_log_std``).
         log_std_min / log_std_max: bounds of the log-std.
+        log_std_lr_scale: the log-std's step relative to the actor's weights (a small value keeps
+            exploration from collapsing before the mean has learned).
     """
 
     squash: Literal["tanh", "clip"] = "tanh"
@@ -97,6 +99,7 @@ class ActionConfig:
     learn_log_std: bool = True
     log_std_min: float = -5.0
     log_std_max: float = 2.0
+    log_std_lr_scale: float = 0.02
 
     def __post_init__(self) -> None:
         if not self.log_std_min < self.log_std_max:
@@ -108,13 +111,15 @@ class ActionConfig:
                 f"init_log_std {self.init_log_std} must lie in [log_std_min, log_std_max] = "
                 f"[{self.log_std_min}, {self.log_std_max}]"
             )
+        if not self.log_std_lr_scale > 0.0:
+            raise ValueError(f"log_std_lr_scale must be > 0, got {self.log_std_lr_scale}")
 
     def build_head(self, low: Any, high: Any, seed: int | None) -> GaussianHead:
         """The Gaussian head for a ``Box`` action with bounds ``low``/``high`` ``[A]``."""
         return GaussianHead(
             len(low), low, high, squash=self.squash, init_log_std=self.init_log_std,
             learn_log_std=self.learn_log_std, log_std_bounds=(self.log_std_min, self.log_std_max),
-            seed=seed,
+            log_std_lr_scale=self.log_std_lr_scale, seed=seed,
         )
 
 

@@ -15,7 +15,8 @@ import argparse
 import json
 
 import torch
-from cartpole_vs_sb3 import HEADER, SeedResult, print_medians, print_result, run_ppo
+from cartpole_vs_sb3 import run_ppo
+from protocol import HEADER, SeedResult, print_medians, print_result
 
 from reflect.agents.sb3_policy import SpikingActorCriticPolicy
 

@@ -16,7 +16,7 @@ from reflect.learning.heads import GaussianHead
 LOW = np.array([-2.0, 0.0, -1.0])
 HIGH = np.array([4.0, 1.0, 1.0])
 CUE = {"network": {"hidden": [32]}, "normalize": {"observations": False, "rewards": False},
-       "learner": {"entropy_coef": 0.0}}
+       "learner": {"entropy_coef": 0.0}, "action": {"log_std_lr_scale": 1.0}}
 
 
 def _head(squash: str = "tanh", **kwargs: object) -> GaussianHead:
@@ -151,6 +151,13 @@ def test_agent_learns_a_continuous_cue_task(low: float, high: float) -> None:
     assert before > 0.2  # the untrained policy ignores the cue
     assert _cue_error(agent, env) < 0.02
     assert (agent.head.log_std.numpy() < -1.0).all()  # it became more certain
+
+
+def test_log_std_step_scale_slows_the_log_std() -> None:
+    fast = Reflect(ContinuousCueEnv(), CUE, seed=0).learn(300)
+    slow = Reflect(ContinuousCueEnv(), {**CUE, "action": {"log_std_lr_scale": 0.01}}, seed=0).learn(300)
+    assert np.abs(fast.head.log_std.numpy()).max() > 0.2
+    assert np.abs(slow.head.log_std.numpy()).max() < 0.1 * np.abs(fast.head.log_std.numpy()).max()
 
 
 def test_fixed_log_std_is_not_learned() -> None:

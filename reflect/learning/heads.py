@@ -15,7 +15,8 @@ Two more connect a head to the world and to the learner:
   actions; squashing and per-dimension scaling into the ``Box`` bounds for continuous ones);
 * ``extra_params`` / ``extra_grad``: trainable parameters of the head itself (the Gaussian log-std,
   ``[P]``) and the score's gradient with respect to them (``[B, P]``, written by ``score``); they get an
-  eligibility trace and the same bounded step as the actor's weights. ``None`` when the head has none.
+  eligibility trace and the actor's bounded step times ``extra_lr_scale``. ``None`` when the head has
+  none.
 
 ``CategoricalHead`` serves ``Discrete`` actions, ``GaussianHead`` ``Box`` actions.
 """
@@ -46,6 +47,8 @@ class PolicyHead(Protocol):
     def to_env(self, actions: np.ndarray) -> np.ndarray: ...
 
     def prepare(self, batch_size: int) -> None: ...
+
+    extra_lr_scale: float
 
     @property
     def extra_params(self) -> np.ndarray | None: ...
@@ -83,6 +86,7 @@ class CategoricalHead:
 
     extra_params = None
     extra_grad = None
+    extra_lr_scale = 1.0
 
     def spawn(self, seed: int | None) -> CategoricalHead:
         """A head with the same actions and its own random stream (for inference beside learning)."""
@@ -189,6 +193,7 @@ class GaussianHead:
         init_log_std: the starting ``log_std`` (in ``[-1, 1]`` action units).
         learn_log_std: train ``log_std`` along with the actor (else it stays fixed).
         log_std_bounds: ``(min, max)`` for ``log_std``.
+        log_std_lr_scale: ``log_std`` takes the actor's bounded step times this factor.
         seed: the sampler's seed.
         log_std: share this ``[A]`` float64 tensor as the parameter (used by :meth:`spawn`).
     """
@@ -203,6 +208,7 @@ class GaussianHead:
         init_log_std: float = 0.0,
         learn_log_std: bool = True,
         log_std_bounds: tuple[float, float] = (-5.0, 2.0),
+        log_std_lr_scale: float = 1.0,
         seed: int | None = None,
         log_std: Tensor | None = None,
     ) -> None:
@@ -220,7 +226,10 @@ class GaussianHead:
         if not (low_arr < high_arr).all():
             raise ValueError(f"each low bound must be below its high bound: low {low_arr}, high {high_arr}")
         self.num_outputs = action_dim
+        if not log_std_lr_scale > 0.0:
+            raise ValueError(f"log_std_lr_scale must be > 0, got {log_std_lr_scale}")
         self.squash, self.learn_log_std = squash, learn_log_std
+        self.extra_lr_scale = float(log_std_lr_scale)
         self.log_std_bounds = (lo, hi)
         self.low, self.high = low_arr, high_arr
         self.bounded = np.isfinite(low_arr) & np.isfinite(high_arr)
@@ -262,8 +271,8 @@ class GaussianHead:
         """A head that shares ``log_std`` and the bounds but has its own random stream and buffers."""
         return GaussianHead(
             self.num_outputs, self.low, self.high, squash=self.squash,
-            learn_log_std=self.learn_log_std, log_std_bounds=self.log_std_bounds, seed=seed,
-            log_std=self.log_std,
+            learn_log_std=self.learn_log_std, log_std_bounds=self.log_std_bounds,
+            log_std_lr_scale=self.extra_lr_scale, seed=seed, log_std=self.log_std,
         )
 
     def std(self) -> np.ndarray:

@@ -100,7 +100,8 @@ class ReflectLearner:
         self.actor = TraceGroup(self.actor_engine, decay, config.actor_lr, config.actor_kappa)
         head.prepare(num_streams)
         if head.extra_params is not None and head.extra_grad is not None:
-            self.actor.attach_extra(head.extra_params, head.extra_grad)  # e.g. a Gaussian log-std
+            # e.g. a Gaussian log-std
+            self.actor.attach_extra(head.extra_params, head.extra_grad, head.extra_lr_scale)
         self.critic_engine: TraceEngine | None = None
         self.critic: TraceGroup | None = None
         if uses_critic:

@@ -57,6 +57,7 @@ class TraceGroup:
         self.extra_params: np.ndarray | None = None
         self.extra_grad: np.ndarray | None = None
         self.extra_z = np.zeros((batch, 0))
+        self.extra_lr_scale = 1.0
         # numpy views of the same memory, for the single-stream update on the engine's numpy path
         self._numpy = engine.numpy_path
         if self._numpy:
@@ -64,13 +65,15 @@ class TraceGroup:
             self.params_np = [p.detach().numpy() for p in self.params]
             self.views_np = [v.numpy() for v in self.views[0]]
 
-    def attach_extra(self, params: np.ndarray, grad: np.ndarray) -> None:
+    def attach_extra(self, params: np.ndarray, grad: np.ndarray, lr_scale: float = 1.0) -> None:
         """Train ``params`` ``[P]`` (updated in place) with this group; ``grad`` ``[B, P]`` holds their
-        same-step score gradient, written by its owner before every :meth:`accumulate`."""
+        same-step score gradient, written by its owner before every :meth:`accumulate`. Their step is
+        the group's bounded step times ``lr_scale``."""
         if grad.shape != (self.batch_size, params.shape[0]):
             raise ValueError(f"grad must have shape {(self.batch_size, params.shape[0])}, got {grad.shape}")
         self.extra_params, self.extra_grad = params, grad
         self.extra_z = np.zeros(grad.shape)
+        self.extra_lr_scale = float(lr_scale)
 
     def _stream_views(self, flat: Tensor, sizes: list[int]) -> list[list[Tensor]]:
         return [
@@ -133,7 +136,7 @@ class TraceGroup:
             torch.mm(self._coefficients, self.z, out=self._update)
             torch._foreach_add_(self.params, self._update_views)
         if self.extra_params is not None:
-            self.extra_params += coefficients @ self.extra_z
+            self.extra_params += self.extra_lr_scale * (coefficients @ self.extra_z)
         return steps, l1
 
     def apply_one(self, delta: float) -> tuple[float, float]:
@@ -152,7 +155,7 @@ class TraceGroup:
             coefficient = step * delta
             torch._foreach_add_(self.params, self.views[0], alpha=coefficient)
         if extra is not None:
-            extra += coefficient * self.extra_z[0]
+            extra += (self.extra_lr_scale * coefficient) * self.extra_z[0]
         return step, l1
 
     def reset(self, done: np.ndarray) -> None:
