@@ -157,12 +157,15 @@ class Reflect:
         return None
 
     # ----------------------------------------------------------------------------- step API
-    def _normalize(self, obs: np.ndarray, update: bool) -> np.ndarray:
+    def _normalize(self, obs: np.ndarray, update: bool, out: np.ndarray | None = None) -> np.ndarray:
         if self.obs_normalizer is None:
             if not np.isfinite(obs).all():
                 raise FloatingPointError(f"non-finite observation {obs.tolist()}")
-            return obs
-        return self.obs_normalizer(obs, update=update)
+            if out is None:
+                return obs
+            out[...] = obs
+            return out
+        return self.obs_normalizer(obs, update=update, out=out)
 
     def normalize_observation(self, obs: np.ndarray) -> np.ndarray:
         """Raw observations ``[B, obs_dim]`` -> network inputs, statistics unchanged."""
@@ -187,7 +190,7 @@ class Reflect:
         bounds) or ``[N]`` / ``[N, A]``. Arrays are buffers reused by the next call: copy one to keep it.
         """
         array, single = self._stream_obs(obs)
-        self._inputs_np[...] = self._normalize(array, update=not self.learner.frozen)
+        self._normalize(array, update=not self.learner.frozen, out=self._inputs_np)
         actions = self.learner.act(self._inputs_np)
         if single:
             return actions[0] if self.continuous else int(actions[0])
@@ -206,8 +209,12 @@ class Reflect:
         if self.learner.frozen:
             return self.learner.observe(reward, terminated, truncated, self._inputs_np)
         if self.reward_scaler is not None:
-            reward = self.reward_scaler.scale(reward, terminated, truncated)
-        self._inputs_np[...] = self._normalize(array, update=False)
+            if self.num_envs == 1:
+                ended = bool(terminated[0] or truncated[0])
+                reward[0] = self.reward_scaler.scale_one(float(reward[0]), ended)
+            else:
+                reward = self.reward_scaler.scale(reward, terminated, truncated)
+        self._normalize(array, update=False, out=self._inputs_np)
         return self.learner.observe(reward, terminated, truncated, self._inputs_np)
 
     def reset_state(self) -> None:

@@ -6,6 +6,7 @@ and save to / load from plain values and torch tensors, so a checkpoint resumes 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,11 @@ def _float64_array(value: Any) -> np.ndarray:
 
 
 def _check_finite(values: np.ndarray, what: str) -> None:
-    if np.isfinite(values).all():
+    if math.isfinite(values.sum()):  # one reduction; NaN or inf anywhere makes the sum non-finite
         return
     bad = ~np.isfinite(values)
+    if not bad.any():  # finite values whose sum overflowed
+        return
     streams = np.flatnonzero(bad.reshape(len(values), -1).any(axis=1)).tolist()
     if values.ndim == 1:
         raise FloatingPointError(
@@ -49,6 +52,8 @@ class RunningMeanStd:
         self.mean = np.zeros(self.shape, dtype=np.float64)
         self.var = np.ones(self.shape, dtype=np.float64)
         self.count = 0
+        self._delta = np.zeros(self.shape)  # work buffers of the single-row update
+        self._work = np.zeros(self.shape)
 
     def update(self, batch: np.ndarray) -> None:
         """Add the rows of ``batch`` ``[N, *shape]``."""
@@ -62,7 +67,9 @@ class RunningMeanStd:
         if n == 0:
             return
         total = self.count + n
-        if n == 1:
+        if n == 1 and self.shape:
+            self._update_row(batch[0], total)
+        elif n == 1:
             delta = batch[0] - self.mean
             mean = self.mean + delta / total
             self.var = (self.var * self.count + delta * (batch[0] - mean)) / total
@@ -73,6 +80,32 @@ class RunningMeanStd:
             self.mean = self.mean + delta * (n / total)
             self.var = m2 / total
         self.count = total
+
+    def _update_row(self, row: np.ndarray, total: int) -> None:
+        """Welford's update with one row, in place on preallocated buffers (same arithmetic, same order,
+        as the expression form: ``mean += delta / n``, ``var = (var * (n - 1) + delta (x - mean)) / n``)."""
+        if self._delta.shape != self.shape:
+            self._delta, self._work = np.zeros(self.shape), np.zeros(self.shape)
+            self.mean, self.var = np.array(self.mean, dtype=np.float64), np.array(self.var, dtype=np.float64)
+        delta, work = self._delta, self._work
+        np.subtract(row, self.mean, out=delta)
+        np.divide(delta, total, out=work)
+        self.mean += work
+        np.subtract(row, self.mean, out=work)
+        work *= delta
+        self.var *= self.count
+        self.var += work
+        self.var /= total
+
+    def update_scalar(self, value: float) -> float:
+        """Add one value (``shape == ()``) in plain floats; returns the new variance."""
+        total = self.count + 1
+        mean_old = float(self.mean)
+        delta = value - mean_old
+        mean = mean_old + delta / total
+        var = (float(self.var) * self.count + delta * (value - mean)) / total
+        self.mean, self.var, self.count = np.asarray(mean), np.asarray(var), total
+        return var
 
     def state_dict(self) -> dict[str, Any]:
         """``{"mean": tensor, "var": tensor, "count": int}`` (float64 tensors of ``shape``)."""
@@ -104,14 +137,18 @@ class ObservationNormalizer:
         self.epsilon = float(epsilon)
         self._scale_count = -1  # count at which _scale = 1 / sqrt(var + eps) was computed
         self._scale = np.ones(self.rms.shape)
+        self._work = np.zeros((1, *self.rms.shape))
 
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of one observation."""
         return self.rms.shape
 
-    def __call__(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
-        """Normalise ``obs`` ``[N, *shape]`` to float32 ``[N, *shape]``; if ``update``, stats update first."""
+    def __call__(self, obs: np.ndarray, update: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+        """Normalise ``obs`` ``[N, *shape]`` to float32 ``[N, *shape]``; if ``update``, stats update first.
+
+        ``out``: a float32 ``[N, *shape]`` array to write into (and return) instead of a new one.
+        """
         if not isinstance(obs, np.ndarray):
             obs = np.asarray(obs)
         if obs.shape[1:] != self.rms.shape:
@@ -125,11 +162,16 @@ class ObservationNormalizer:
         if self._scale_count != self.rms.count:
             self._scale = 1.0 / np.sqrt(self.rms.var + self.epsilon)
             self._scale_count = self.rms.count
-        normalized = obs - self.rms.mean
+        if self._work.shape != obs.shape:
+            self._work = np.zeros(obs.shape)
+        normalized = np.subtract(obs, self.rms.mean, out=self._work)
         normalized *= self._scale
         np.minimum(normalized, self.clip, out=normalized)  # np.clip's Python wrapper costs more than both
         np.maximum(normalized, -self.clip, out=normalized)
-        return normalized.astype(np.float32)
+        if out is None:
+            return normalized.astype(np.float32)
+        out[...] = normalized
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         """``{"rms": ..., "clip": float, "epsilon": float}``."""
@@ -179,6 +221,19 @@ class RewardScaler:
         scaled = rewards / np.sqrt(self.rms.var + self.epsilon) if self.rms.count >= 2 else rewards.copy()
         self.returns[np.logical_or(terminated, truncated)] = 0.0
         return scaled
+
+    def scale_one(self, reward: float, done: bool) -> float:
+        """:meth:`scale` for one stream in plain floats (same arithmetic); ``done``: the episode ended."""
+        if self.num_envs != 1:
+            raise ValueError(f"scale_one is for one stream; this scaler has {self.num_envs}: use scale()")
+        if not math.isfinite(reward):
+            raise FloatingPointError(
+                "reward has NaN or inf in streams [0]: fix the environment that produced it"
+            )
+        ret = self.gamma * float(self.returns[0]) + reward
+        var = self.rms.update_scalar(ret)
+        self.returns[0] = 0.0 if done else ret
+        return reward / math.sqrt(var + self.epsilon) if self.rms.count >= 2 else reward
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Zero the discounted return of the streams in ``mask`` (bool ``[N]``), or of all of them."""

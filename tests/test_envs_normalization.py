@@ -252,3 +252,25 @@ def test_scale_reward_stream_matches_a_separate_scaler() -> None:
     assert not np.array_equal(rewards, raw_rewards)
     wrapped.reset()
     np.testing.assert_array_equal(wrapped.scaler.returns, [0.0, 0.0])
+
+
+def test_single_stream_fast_paths_equal_the_array_paths_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    rewards = rng.normal(size=300) * 3.0
+    dones = rng.random(300) < 0.05
+    array_scaler, float_scaler = RewardScaler(1, 0.99), RewardScaler(1, 0.99)
+    for r, d in zip(rewards, dones, strict=True):
+        expected = array_scaler.scale(np.array([r]), np.array([d]), np.array([False]))[0]
+        assert float_scaler.scale_one(float(r), bool(d)) == expected
+    assert float_scaler.rms.count == array_scaler.rms.count
+    assert float(float_scaler.rms.var) == float(array_scaler.rms.var)
+
+    rows = rng.normal(size=(200, 4)) * [1.0, 10.0, 0.1, 5.0] + [0.0, 3.0, -1.0, 100.0]
+    normalizer = ObservationNormalizer((4,))
+    out = np.zeros((1, 4), dtype=np.float32)
+    for row in rows:
+        result = normalizer(row[None], update=True, out=out)
+        assert result is out
+    np.testing.assert_allclose(normalizer.rms.mean, rows.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(normalizer.rms.var, rows.var(axis=0), rtol=1e-10)
+    np.testing.assert_array_equal(out, normalizer(rows[-1:], update=False))

@@ -248,6 +248,7 @@ class GaussianHead:
         self._env = np.zeros((0, action_dim), dtype=np.float32)
         self._work = np.zeros((0, action_dim))
         self._std = np.zeros(action_dim)
+        self._inv_var = np.zeros(action_dim)
 
     # ------------------------------------------------------------------------------- protocol
     @property
@@ -277,8 +278,10 @@ class GaussianHead:
 
     def std(self) -> np.ndarray:
         """``sigma = exp(log_std)`` ``[A]`` (after clipping ``log_std`` into its bounds)."""
-        np.clip(self.log_std_np, *self.log_std_bounds, out=self.log_std_np)
-        return np.exp(self.log_std_np, out=self._std)
+        log_std = self.log_std_np
+        np.maximum(log_std, self.log_std_bounds[0], out=log_std)  # cheaper than np.clip's wrapper
+        np.minimum(log_std, self.log_std_bounds[1], out=log_std)
+        return np.exp(log_std, out=self._std)
 
     def sample(self, out: np.ndarray, deterministic: bool) -> np.ndarray:
         """Pre-squash actions ``u`` ``[B, A]`` (float64): ``mu``, or ``mu + sigma * eps``.
@@ -317,9 +320,9 @@ class GaussianHead:
               signal: np.ndarray) -> None:
         """``signal = d log pi / d mu`` ``[B, A]``; :attr:`extra_grad` ``= d/d log_std [log pi + w H]``."""
         self.prepare(out.shape[0])
-        inv_var = self.std() ** -2
+        inv_var = np.exp(np.multiply(self.log_std_np, -2.0, out=self._inv_var), out=self._inv_var)
         diff = np.subtract(actions, out, out=self._work)
-        signal[...] = diff * inv_var
+        np.multiply(diff, inv_var, out=signal)
         if self.learn_log_std:
             grad = self._grad
             np.multiply(diff, diff, out=grad)
