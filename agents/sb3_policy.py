@@ -24,7 +24,9 @@ from typing import Any, Literal
 import gymnasium as gym
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor, nn
 
@@ -47,6 +49,9 @@ class SpikingPolicyConfig:
         encoder: how observations enter the first layer.
         weight_scale: hidden weights start uniform in ``+-weight_scale / sqrt(fan_in)``.
         recurrent: recurrent weights in every layer.
+        squash: ``Box`` actions only: ``none`` (SB3's Gaussian; the algorithm clips actions into the
+            bounds) or ``tanh`` (a tanh-squashed Gaussian with the exact log-prob, rescaled per dimension
+            into ``[low, high]``).
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -61,6 +66,7 @@ class SpikingPolicyConfig:
     # SB3 envs are often unnormalised (CartPole obs std 0.07-0.8): at 2, no neuron of layer 2 spiked
     weight_scale: float = 8.0
     recurrent: bool = False
+    squash: Literal["none", "tanh"] = "none"
 
     def __post_init__(self) -> None:
         if not self.hidden or any(h < 1 for h in self.hidden):
@@ -137,10 +143,24 @@ class SpikingActorCriticPolicy(ActorCriticPolicy):
                 "SpikingActorCriticPolicy builds its own features extractor: drop features_extractor_class"
             )
         config = from_mapping(SpikingPolicyConfig, spiking, "policy_kwargs")
+        if config.squash == "tanh":
+            if not isinstance(action_space, gym.spaces.Box):
+                raise ConfigError(
+                    f"squash='tanh' needs a Box action space, not {type(action_space).__name__}: drop squash"
+                )
+            if kwargs.get("use_sde"):
+                raise ConfigError("squash='tanh' and use_sde=True exclude each other: pick one")
+        self._tanh_squash = config.squash == "tanh"
         kwargs.setdefault("net_arch", [])
         super().__init__(observation_space, action_space, lr_schedule,
                          features_extractor_class=SpikingFeaturesExtractor,
                          features_extractor_kwargs={"config": config}, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        if self._tanh_squash:  # SB3 then rescales actions from [-1, 1] into the bounds (unscale_action)
+            self.action_dist = SquashedDiagGaussianDistribution(get_action_dim(self.action_space))
+            self._squash_output = True
+        super()._build(lr_schedule)
 
     def spike_rates(self) -> dict[str, float]:
         """Mean spike probability per layer over the last forward pass (``actor.layers.i`` / ``critic.``)."""

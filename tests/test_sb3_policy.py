@@ -67,6 +67,37 @@ def test_a2c_learns_a_box_task_with_separate_actor_and_critic() -> None:
     assert set(model.policy.spike_rates()) == {"actor.layers.0", "critic.layers.0"}
 
 
+class WideBoxCueEnv(CueEnv):
+    """The Box cue task with bounds [0, 4]: target 3 for cue 1, 1 for cue 0."""
+
+    def __init__(self) -> None:
+        super().__init__("box")
+        self.action_space = gym.spaces.Box(0.0, 4.0, (1,), np.float32)
+        self.seen: list[float] = []
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        value = float(np.asarray(action).ravel()[0])
+        self.seen.append(value)
+        return np.zeros(2, np.float32), -((value - (3.0 if self.cue else 1.0)) ** 2), True, False, {}
+
+
+def test_tanh_squashed_gaussian_scales_into_the_bounds_and_learns() -> None:
+    env = WideBoxCueEnv()
+    model = PPO(SpikingActorCriticPolicy, env, n_steps=128, batch_size=64, n_epochs=4, seed=0,
+                learning_rate=3e-3, device="cpu", policy_kwargs={"hidden": [32], "squash": "tanh"})
+    assert model.policy.squash_output
+    model.learn(3_072)
+    assert min(env.seen) >= 0.0 and max(env.seen) <= 4.0 and max(env.seen) - min(env.seen) > 1.0
+    after = [float(model.predict(_cue_obs(c), deterministic=True)[0][0]) for c in (0, 1)]
+    assert abs(after[0] - 1.0) < 0.5 and abs(after[1] - 3.0) < 0.5, after
+    # the log-prob includes the tanh Jacobian: it differs from the plain Gaussian density of the draw
+    obs = model.policy.obs_to_tensor(_cue_obs(1))[0]
+    distribution = model.policy.get_distribution(obs)
+    squashed = distribution.distribution.mean.tanh()
+    gaussian = distribution.distribution.log_prob(distribution.distribution.mean).sum()
+    assert float(distribution.log_prob(squashed)) > float(gaussian)
+
+
 def test_multidiscrete_actions_and_spike_rate_logging(tmp_path: Path) -> None:
     model = PPO(SpikingActorCriticPolicy, CueEnv("multidiscrete"), n_steps=64, batch_size=32, n_epochs=1,
                 seed=0, device="cpu", policy_kwargs={"hidden": [16, 16], "neuron": "alif"})
@@ -94,6 +125,7 @@ def test_save_and_load_give_identical_deterministic_actions(tmp_path: Path) -> N
     ({"time_steps": 0}, "time_steps must be >= 1"),
     ({"neuron": "izhikevich"}, "must be one of 'lif', 'alif'"),
     ({"features_extractor_class": object}, "builds its own features extractor"),
+    ({"squash": "tanh"}, "needs a Box action space"),
 ])
 def test_bad_policy_kwargs_are_clear_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
