@@ -3,18 +3,32 @@
 A temporary file is written beside the target, flushed and fsynced, then renamed over it with
 ``os.replace`` (atomic on POSIX and Windows); the folder is fsynced so the rename itself survives a
 power cut where the platform allows it.
+
+A process killed while writing (``kill -9``, a power cut) leaves at most a temporary file named
+``.<name>.<pid>.<random>.tmp`` beside the target, never a half-written target: readers never look at
+those names, and :func:`remove_stale_temp_files` deletes the ones whose writer is no longer running.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["open_atomic", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "is_temp_file",
+    "open_atomic",
+    "remove_stale_temp_files",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
+
+# ".<target name>.<pid>.<8 hex digits>.tmp", as open_atomic names its temporary files
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:
@@ -36,7 +50,7 @@ def open_atomic(path: Path | str) -> Iterator[BinaryIO]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temp = target.with_name(_temp_name(target.name, os.getpid()))
     # os.open with mode 0o666 lets the umask decide the permissions, as for an ordinary new file
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -63,3 +77,51 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _temp_name(target_name: str, pid: int) -> str:
+    return f".{target_name}.{pid}.{secrets.token_hex(4)}.tmp"
+
+
+def is_temp_file(path: Path | str) -> bool:
+    """Whether ``path`` is named like a temporary file of :func:`open_atomic` (never a finished file)."""
+    return _TEMP_NAME.fullmatch(Path(path).name) is not None
+
+
+def remove_stale_temp_files(directory: Path | str) -> list[Path]:
+    """Delete the temporary files :func:`open_atomic` left in ``directory`` when its process was killed
+    mid-write; returns the paths deleted.
+
+    Only files whose writing process (the pid in the name) is no longer running on this machine are
+    deleted, so a write in progress in another process is never disturbed; this process's own files and
+    anything that cannot be checked are left alone. Errors (a missing or unreadable folder, a file
+    that cannot be deleted) are ignored: a stale temporary file wastes space but confuses nothing.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = _TEMP_NAME.fullmatch(path.name)
+        if match is None or not _process_is_gone(int(match.group("pid"))):
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _process_is_gone(pid: int) -> bool:
+    """True only when no process ``pid`` runs on this machine (POSIX); False whenever in doubt."""
+    if os.name != "posix" or pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: an existence check, nothing is sent
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return False
+    return False

@@ -5,20 +5,36 @@ tuples and dicts of those (state dicts included), so that ``torch.load(..., weig
 never runs code from the file, can always read it back. :func:`save_checkpoint` checks this before
 writing and names the offending key; it also stamps the payload with ``"format": "reflect-checkpoint"``,
 which :func:`load_checkpoint` requires.
+
+Writes are atomic (:mod:`reflect.atomic_files`): a process killed at any moment leaves either the
+previous file or the new one under the checkpoint's name, never a mix, plus at most a hidden temporary
+file that :func:`latest_checkpoint` and every reader ignore. :func:`checkpoint_bytes` serialises a
+payload in memory, so a caller whose disk is full can keep the bytes and write them later.
 """
 
 from __future__ import annotations
 
 import collections
+import io
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from reflect.atomic_files import open_atomic
+from reflect.atomic_files import write_bytes_atomic
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "checkpoint_bytes",
+    "checkpoint_step",
+    "find_non_finite",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "reflect-checkpoint"
 FORMAT_KEY = "format"
@@ -27,6 +43,7 @@ _SCALARS = (int, float, bool, str, type(None))
 _CONTAINERS = (list, tuple, dict, collections.OrderedDict)
 _TENSORS = (torch.Tensor, torch.nn.Parameter)
 _MAX_REASON = 120
+_STEP_NAME = re.compile(r"step_(\d+)\.pt")
 
 
 class CheckpointError(ValueError):
@@ -37,13 +54,20 @@ def save_checkpoint(payload: dict[str, Any], path: Path | str) -> None:
     """Save ``payload`` to ``path`` atomically (temp file beside it, ``torch.save``, fsync, rename).
 
     The file gets ``payload`` plus ``"format": "reflect-checkpoint"`` when that key is absent; the
-    caller's dict is not modified. Missing parent folders are created. If saving fails midway, the
-    previous file at ``path`` (if any) is left intact.
+    caller's dict is not modified. Missing parent folders are created. If saving fails midway (an
+    exception, a full disk, the process killed), the previous file at ``path`` (if any) is left intact.
 
     Raises:
         CheckpointError: ``payload`` is not a dict, holds a value that is not a tensor or plain value
             (the message gives its dotted key), or has a ``"format"`` other than ``"reflect-checkpoint"``.
+        OSError: the file cannot be written (no space left, no permission, read-only file system).
     """
+    write_bytes_atomic(path, checkpoint_bytes(payload))
+
+
+def checkpoint_bytes(payload: dict[str, Any]) -> bytes:
+    """The bytes :func:`save_checkpoint` writes for ``payload`` (checked the same way), serialised in
+    memory: write them with :func:`reflect.atomic_files.write_bytes_atomic`, now or later."""
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint payload must be a dict, got {type(payload).__name__}")
     found = payload.get(FORMAT_KEY, CHECKPOINT_FORMAT)
@@ -53,8 +77,64 @@ def save_checkpoint(payload: dict[str, Any], path: Path | str) -> None:
             f"leave the key out or set it to {CHECKPOINT_FORMAT!r}"
         )
     _check_plain(payload, "", set())
-    with open_atomic(path) as file:
-        torch.save({**payload, FORMAT_KEY: CHECKPOINT_FORMAT}, file)
+    buffer = io.BytesIO()
+    torch.save({**payload, FORMAT_KEY: CHECKPOINT_FORMAT}, buffer)
+    return buffer.getvalue()
+
+
+def find_non_finite(payload: Any, key: str = "") -> str | None:
+    """The dotted key of the first floating-point tensor in ``payload`` holding NaN or inf, else None.
+
+    A learner whose update went wrong has NaN in its weights or traces; a checkpoint of that state
+    would poison every run resumed from it, so callers check before saving over a good one.
+    """
+    if isinstance(payload, torch.Tensor):
+        if (payload.is_floating_point() or payload.is_complex()) and not bool(torch.isfinite(payload).all()):
+            return key or "<payload>"
+        return None
+    if isinstance(payload, dict):
+        items: Any = ((f"{key}.{k}" if key else str(k), v) for k, v in payload.items())
+    elif isinstance(payload, (list, tuple)):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(payload))
+    else:
+        return None
+    for item_key, value in items:
+        found = find_non_finite(value, item_key)
+        if found is not None:
+            return found
+    return None
+
+
+def checkpoint_step(path: Path | str) -> int | None:
+    """``N`` for a file named ``step_<N>.pt``, else None."""
+    match = _STEP_NAME.fullmatch(Path(path).name)
+    return None if match is None else int(match.group(1))
+
+
+def latest_checkpoint(directory: Path | str, *, verify: bool = True) -> Path | None:
+    """The ``step_<N>.pt`` in ``directory`` with the largest ``N``, or None if there is none.
+
+    Temporary files left by a killed writer are never candidates (their names differ). With
+    ``verify``, a file that does not load (e.g. damaged by a disk fault after it was written) is
+    skipped for the next newest one.
+    """
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return None
+    steps = sorted(
+        ((step, path) for path in entries if (step := checkpoint_step(path)) is not None and path.is_file()),
+        reverse=True,
+    )
+    for _, path in steps:
+        if not verify:
+            return path
+        try:
+            load_checkpoint(path)
+        except CheckpointError:
+            continue
+        return path
+    return None
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:

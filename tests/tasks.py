@@ -82,3 +82,16 @@ class ContinuousCueEnv(gym.Env):
         half = (self.action_space.high - self.action_space.low) / 2.0
         reward = -float((((action - self.targets[self.cue]) / half) ** 2).sum())
         return np.array([self.cue], dtype=np.float32), reward, True, False, {}
+
+
+class NaNRewardEnv(DelayedMatchEnv):
+    """Like DelayedMatchEnv, but every reward from this instance's ``nan_after``-th step on is NaN."""
+
+    def __init__(self, delay: int = 2, nan_after: int = 500, render_mode: str | None = None) -> None:
+        super().__init__(delay)
+        self.nan_after, self.steps, self.render_mode = nan_after, 0, render_mode
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.steps += 1
+        return obs, (float("nan") if self.steps >= self.nan_after else reward), terminated, truncated, info

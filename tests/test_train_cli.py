@@ -191,7 +191,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     [
         (["train", "--env", "CartPol-v1"], "did you mean 'CartPole-v1'"),
         (["train", "--env", "FrozenLake-v1"], "observation space"),
-        (["train", "--env", "Pendulum-v1"], "supported action spaces are Discrete"),
+        (["train", "--env", "Pendulum-v1", "--set", "action.squash=sigmoid"], "action.squash"),
         (["train", "--env", "CartPole-v1", "--set", "learner.gama=0.9"], "learner.gama"),
         (["train", "--env", "CartPole-v1", "--set", "learner.gamma=abc"], "learner.gamma"),
         (["train", "--env", "CartPole-v1", "--set", "learner.gamma=1.5"], "gamma must be in [0, 1]"),

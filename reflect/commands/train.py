@@ -2,17 +2,24 @@
 
     reflect train --env CartPole-v1
     reflect train --env Acrobot-v1 --seed 3 --total-steps 200000 --set learner.lam=0.9
-    reflect train --env CartPole-v1 --resume runs/<run>/checkpoints/step_25000.pt
+    reflect train --resume runs/<run>/checkpoints/step_25000.pt
+    reflect train --resume runs/<run>                       # its newest loadable checkpoint
 
 Hyperparameters come from the tuned configs shipped with reflect (``configs/reflect.yaml``: a
 ``default`` entry plus one per env id), or from ``--config FILE`` in the same format; ``--set`` overrides
 single keys. ``--resume`` continues a checkpoint exactly (same config, same random streams) into a new
-run folder, up to ``--total-steps`` steps in total.
+run folder, up to ``--total-steps`` steps in total; given a run folder, it takes the newest checkpoint
+in it that loads (``final_model.pt``, else the ``checkpoints/step_<N>.pt`` with the largest N).
+
+Exit status: 0 done; 2 bad input or an unwritable run folder (nothing started); 1 a numerical failure
+(NaN/inf; the message names the last good checkpoint) or a final state that had to be saved outside
+the run folder, or could not be saved at all; 130/143 stopped by Ctrl-C/SIGTERM (checkpoint saved).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -59,7 +66,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="torch CPU threads (default: 1; batch-1 online learning is fastest on one)",
     )
-    train.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="continue from a checkpoint, or from the newest checkpoint of a run folder",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--quiet", action="store_true", help="no per-evaluation lines")
     train.set_defaults(run=run)
@@ -69,17 +81,19 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from reflect.agents.config import load_reflect_config
-    from reflect.agents.reflect_agent import AGENT_NAME
+    from reflect.agents.reflect_agent import AGENT_NAME, SUPPORTED_ACTIONS
     from reflect.checkpoints import load_checkpoint
     from reflect.config import to_dict
     from reflect.envs import check_spaces, make_single_env
     from reflect.runs.run_dir import create_run_dir
-    from reflect.runs.trainer import SIGNAL_EXIT_CODES, train
+    from reflect.runs.trainer import SIGNAL_EXIT_CODES, RunSaveError, train
 
     torch.set_num_threads(args.num_threads)
     resume = None
+    resume_path = None
     if args.resume is not None:
-        resume = load_checkpoint(args.resume)
+        resume_path = resume_file(args.resume)
+        resume = load_checkpoint(resume_path)
         saved_env = resume.get("env_id")
         if args.env is not None and args.env != saved_env:
             raise ValueError(f"--env {args.env} does not match the checkpoint's env {saved_env}; drop --env")
@@ -104,22 +118,29 @@ def run(args: argparse.Namespace) -> int:
         )
     probe = make_single_env(env_id)  # fail on a bad env id or space before any folder is created
     try:
-        check_spaces(probe.observation_space, probe.action_space)
+        check_spaces(probe.observation_space, probe.action_space, SUPPORTED_ACTIONS)
     finally:
         probe.close()
     run_dir = create_run_dir(args.runs_root, env_id, AGENT_NAME, seed, explicit=args.run_dir)
     command = shlex.join(["reflect", *getattr(args, "argv", ["train", "--env", env_id])])
     print(f"run folder: {run_dir}", file=sys.stderr)
-    result = train(
-        env_id,
-        config,
-        run_dir,
-        seed=seed,
-        resume=resume,
-        command=command,
-        progress_bar=not args.no_progress,
-        verbose=0 if args.quiet else 1,
-    )
+    try:
+        result = train(
+            env_id,
+            config,
+            run_dir,
+            seed=seed,
+            resume=resume,
+            resume_path=resume_path,
+            command=command,
+            progress_bar=not args.no_progress,
+            verbose=0 if args.quiet else 1,
+        )
+    except RunSaveError as error:
+        if os.environ.get("REFLECT_DEBUG"):
+            raise
+        print(f"reflect train: error: {error}", file=sys.stderr)
+        return 1
     summary = result.summary
     solved = summary["solved_at_step"]
     print(
@@ -127,4 +148,39 @@ def run(args: argparse.Namespace) -> int:
         f"final eval {summary['final_eval_mean_return']}, best {summary['best_eval_mean_return']}, "
         f"solved at {solved if solved is not None else 'never'} -> {run_dir}"
     )
-    return SIGNAL_EXIT_CODES.get(result.interrupted or "", 0)
+    if result.write_errors:
+        print(
+            f"reflect train: {result.write_errors} writes failed during the run (see the warnings above); "
+            f"its final state is in {result.saved}",
+            file=sys.stderr,
+        )
+    if result.interrupted is not None:
+        return SIGNAL_EXIT_CODES.get(result.interrupted, 1)
+    return 1 if result.rescued else 0
+
+
+def resume_file(path: Path) -> Path:
+    """``path`` itself for a file; for a folder (a run folder or its ``checkpoints/``), its newest
+    checkpoint that loads: ``final_model.pt``, else the ``step_<N>.pt`` with the largest N.
+
+    Raises:
+        CheckpointError: the folder holds no loadable checkpoint.
+    """
+    from reflect.checkpoints import CheckpointError, latest_checkpoint, load_checkpoint
+    from reflect.runs.run_dir import CHECKPOINTS_DIR
+
+    if not path.is_dir():
+        return path
+    final = path / "final_model.pt"
+    found: Path | None = final
+    try:
+        load_checkpoint(final)
+    except CheckpointError:
+        found = latest_checkpoint(path / CHECKPOINTS_DIR) or latest_checkpoint(path)
+    if found is not None:
+        print(f"resuming from {found}", file=sys.stderr)
+        return found
+    raise CheckpointError(
+        f"no loadable checkpoint in '{path}' (looked for final_model.pt and checkpoints/step_<N>.pt); "
+        "give the path of a checkpoint file"
+    )

@@ -4,12 +4,18 @@ Every training run gets its own folder, ``<root>/<env>__<agent>__<seed>__<YYYYmm
 holding ``config.yaml``, logs, plots and a ``checkpoints/`` folder. A folder is never reused: a name
 collision gets a ``-1``, ``-2``, ... suffix, and a folder the user names explicitly must be new or empty.
 
-Files in it are written atomically (:mod:`reflect.atomic_files`).
+Files in it are written atomically (:mod:`reflect.atomic_files`). A new run folder is checked to be
+writable before training starts (a file is created in it and removed), so a read-only location, a full
+disk or a missing permission is an error up front instead of a run that cannot save anything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -17,7 +23,11 @@ __all__ = [
     "CHECKPOINTS_DIR",
     "TIMESTAMP_FORMAT",
     "RunDirError",
+    "check_writable",
     "create_run_dir",
+    "os_error_fix",
+    "os_error_reason",
+    "probe_write",
     "run_name",
 ]
 
@@ -25,6 +35,19 @@ TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 CHECKPOINTS_DIR = "checkpoints"
 _MAX_SUFFIX = 10_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_PERMISSION = "give yourself write permission on the folder (e.g. chmod u+w)"
+_FIXES = {
+    code: fix
+    for name, fix in (
+        ("ENOSPC", "free disk space on that drive"),
+        ("EDQUOT", "free space within your disk quota"),
+        ("EACCES", _PERMISSION),
+        ("EPERM", _PERMISSION),
+        ("EROFS", "the file system is read-only: remount it read-write or choose another location"),
+        ("EFBIG", "the file is larger than this process may write: raise the file size limit (ulimit -f)"),
+    )
+    if (code := getattr(errno, name, None)) is not None
+}
 
 
 class RunDirError(ValueError):
@@ -47,16 +70,19 @@ def create_run_dir(
     explicit: Path | str | None = None,
     now: datetime | None = None,
 ) -> Path:
-    """Create a new run folder (with a ``checkpoints/`` folder inside) and return its path.
+    """Create a new run folder (with a ``checkpoints/`` folder inside), check that files can be written
+    in it, and return its path.
 
     With ``explicit``, that folder itself is the run folder: it is created if needed and must be empty.
     Otherwise the folder is ``root/run_name(env_id, agent, seed, <now as YYYYmmdd-HHMMSS>)``, with
     ``-1``, ``-2``, ... appended if a folder of that name already exists.
 
     Raises:
-        RunDirError: ``explicit`` already holds files or is a file, or the folder cannot be created
-            (the message names the path and the reason from the operating system).
+        RunDirError: ``explicit`` already holds files or is a file, or the folder cannot be created or
+            written to (the message names the path, the reason from the operating system and the fix);
+            folders this call created are removed again.
     """
+    created: list[Path] = []
     if explicit is not None:
         run_dir = Path(explicit)
         if run_dir.exists() and not run_dir.is_dir():
@@ -69,14 +95,76 @@ def create_run_dir(
             raise RunDirError(
                 f"run directory '{run_dir}' already holds files; choose another directory or remove it"
             )
+        if not run_dir.exists():
+            created.append(run_dir)
         _make_dirs(run_dir, exist_ok=True)
     else:
         stamp = (now or datetime.now()).strftime(TIMESTAMP_FORMAT)
         base = Path(root) / run_name(env_id, agent, seed, stamp)
         _make_dirs(base.parent, exist_ok=True)
         run_dir = _claim_new_dir(base)
-    _make_dirs(run_dir / CHECKPOINTS_DIR, exist_ok=True)
+        created.append(run_dir)
+    checkpoints = run_dir / CHECKPOINTS_DIR
+    try:
+        if not checkpoints.exists():
+            created.insert(0, checkpoints)
+        _make_dirs(checkpoints, exist_ok=True)
+        for folder in (run_dir, checkpoints):
+            check_writable(folder)
+    except RunDirError:
+        for folder in created:  # innermost first; only folders this call made, and only if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return run_dir
+
+
+def check_writable(directory: Path | str) -> None:
+    """:func:`probe_write` as a run-folder check.
+
+    Raises:
+        RunDirError: the folder cannot be written; the message names it, the reason and the fix.
+    """
+    folder = Path(directory)
+    try:
+        probe_write(folder)
+    except OSError as error:
+        raise RunDirError(
+            f"run directory '{folder}' is not writable: {os_error_reason(error)}; {os_error_fix(error)}"
+        ) from error
+
+
+def probe_write(directory: Path | str) -> None:
+    """Create, write, fsync and delete a small hidden file in ``directory``; raises ``OSError`` if any
+    of that fails (nothing is left behind)."""
+    probe = Path(directory) / f".write-check.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            os.write(fd, b"reflect\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):
+        probe.unlink()
+
+
+def os_error_reason(error: OSError) -> str:
+    """The operating system's reason with its errno name, e.g. ``No space left on device (ENOSPC)``."""
+    reason = error.strerror or str(error) or type(error).__name__
+    name = errno.errorcode.get(error.errno) if isinstance(error.errno, int) else None
+    return f"{reason} ({name})" if name else reason
+
+
+def os_error_fix(error: OSError) -> str:
+    """What the user can do about a failed write, e.g. ``free disk space on that drive``."""
+    if isinstance(error.errno, int) and error.errno in _FIXES:
+        return _FIXES[error.errno]
+    return "check that the drive is mounted, healthy and writable, or choose another location"
 
 
 def _claim_new_dir(base: Path) -> Path:
@@ -103,7 +191,8 @@ def _make_dirs(path: Path, *, exist_ok: bool) -> None:
 
 def _os_error(path: Path, error: OSError) -> RunDirError:
     reason = error.strerror or str(error)
-    return RunDirError(f"cannot create run directory '{path}': {reason}; choose a writable location")
+    fix = os_error_fix(error) if error.errno in _FIXES else "choose a writable location"
+    return RunDirError(f"cannot create run directory '{path}': {reason}; {fix}")
 
 
 def _safe(text: str) -> str:
