@@ -16,13 +16,12 @@ solved, and the final evaluation.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from protocol import HEADER, EvalClock, SeedResult, print_medians, print_result
+from protocol import HEADER, EvalClock, SeedResult, learn_evaluating, print_medians, print_result
 
 THRESHOLD = 475.0
 ENV_ID = "CartPole-v1"
@@ -30,7 +29,6 @@ ENV_ID = "CartPole-v1"
 
 def run_reflect(seed: int, total_steps: int, every: int, episodes: int) -> SeedResult:
     from reflect.agents import Reflect
-    from reflect.agents.callbacks import ReflectCallback
     from reflect.agents.config import load_reflect_config
 
     config = load_reflect_config("CartPole-v1")
@@ -38,13 +36,7 @@ def run_reflect(seed: int, total_steps: int, every: int, episodes: int) -> SeedR
     policy = agent.policy()
     clock = EvalClock(ENV_ID, THRESHOLD, every, episodes)
 
-    class Hook(ReflectCallback):
-        def _on_step(self) -> bool:
-            clock.maybe_evaluate(self.num_timesteps, lambda o: int(policy.act(o)[0]), policy.reset)
-            return True
-
-    clock.start = time.perf_counter()
-    agent.learn(total_steps, callback=Hook())
+    learn_evaluating(agent, total_steps, clock, lambda o: int(policy.act(o)[0]), policy.reset)
     return clock.result("reflect", seed, agent.num_timesteps)
 
 
@@ -59,7 +51,6 @@ def run_ppo(
 ) -> SeedResult:
     """PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs) and the shared evaluation."""
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     def linear(start: float) -> Callable[[float], float]:
@@ -86,13 +77,7 @@ def run_ppo(
     def act(obs: np.ndarray) -> int:
         return int(model.predict(obs, deterministic=True)[0])
 
-    class Hook(BaseCallback):
-        def _on_step(self) -> bool:
-            clock.maybe_evaluate(self.num_timesteps, act, lambda: None)
-            return True
-
-    clock.start = time.perf_counter()
-    model.learn(total_steps, callback=Hook())
+    learn_evaluating(model, total_steps, clock, act, lambda: None)
     return clock.result(name, seed, model.num_timesteps)
 
 

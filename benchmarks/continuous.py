@@ -16,13 +16,12 @@ where the zoo uses it). Seeds alternate between the two agents so both see the s
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from protocol import HEADER, EvalClock, SeedResult, print_medians, print_result
+from protocol import HEADER, EvalClock, SeedResult, learn_evaluating, print_medians, print_result
 
 GOALS: dict[str, float] = {"Pendulum-v1": -250.0, "InvertedPendulum-v5": 1000.0}
 EVAL_EVERY = {"Pendulum-v1": 10_000, "InvertedPendulum-v5": 5_000}
@@ -53,27 +52,19 @@ ZOO_PPO: dict[str, dict[str, Any]] = {
 
 def run_reflect(env_id: str, seed: int, total_steps: int, every: int, episodes: int) -> SeedResult:
     from reflect.agents import Reflect
-    from reflect.agents.callbacks import ReflectCallback
     from reflect.agents.config import load_reflect_config
 
     agent = Reflect(env_id, load_reflect_config(env_id), seed=seed)
     policy = agent.policy()
     clock = EvalClock(env_id, GOALS.get(env_id, float("inf")), every, episodes)
 
-    class Hook(ReflectCallback):
-        def _on_step(self) -> bool:
-            clock.maybe_evaluate(self.num_timesteps, lambda o: policy.act(o[None])[0], policy.reset)
-            return True
-
-    clock.start = time.perf_counter()
-    agent.learn(total_steps, callback=Hook())
+    learn_evaluating(agent, total_steps, clock, lambda o: policy.act(o[None])[0], policy.reset)
     return clock.result("reflect", seed, agent.num_timesteps)
 
 
 def run_ppo(env_id: str, seed: int, total_steps: int, every: int, episodes: int) -> SeedResult:
     """PPO with the zoo's hyperparameters for ``env_id`` and the shared evaluation."""
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -95,13 +86,7 @@ def run_ppo(env_id: str, seed: int, total_steps: int, every: int, episodes: int)
             obs = env.normalize_obs(obs)
         return model.predict(obs, deterministic=True)[0]
 
-    class Hook(BaseCallback):
-        def _on_step(self) -> bool:
-            clock.maybe_evaluate(self.num_timesteps, act, lambda: None)
-            return True
-
-    clock.start = time.perf_counter()
-    model.learn(total_steps, callback=Hook())
+    learn_evaluating(model, total_steps, clock, act, lambda: None)
     return clock.result("sb3-ppo", seed, model.num_timesteps)
 
 

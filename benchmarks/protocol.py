@@ -130,3 +130,19 @@ def print_medians(results: list[SeedResult], names: list[str]) -> None:
         )
 
 
+def learn_evaluating(
+    model: Any,
+    total_steps: int,
+    clock: EvalClock,
+    act: Callable[[np.ndarray], Any],
+    reset: Callable[[], None],
+) -> None:
+    """``model.learn(total_steps)`` (a reflect agent or an SB3 algorithm) with ``clock`` evaluating the
+    policy ``act`` as the step count passes each evaluation point."""
+
+    def hook(_locals: dict[str, Any], _globals: dict[str, Any]) -> bool:
+        clock.maybe_evaluate(model.num_timesteps, act, reset)
+        return True
+
+    clock.start = time.perf_counter()
+    model.learn(total_steps, callback=hook)

@@ -25,7 +25,7 @@ import numpy as np
 from reflect.atomic_files import write_bytes_atomic, write_text_atomic
 from reflect.sweep.plan import Sweep
 from reflect.sweep.search import Point, format_value
-from reflect.sweep.trial import ERROR_FILE, finished_summary, read_state, trial_status
+from reflect.sweep.trial import ERROR_FILE, SUMMARY_METRICS, finished_summary, read_state, trial_status
 
 __all__ = [
     "CURVES_FILE",
@@ -42,15 +42,7 @@ __all__ = [
 RESULTS_FILE = "results.csv"
 SUMMARY_FILE = "summary.txt"
 CURVES_FILE = "learning_curves.png"
-METRIC_COLUMNS = (
-    "total_steps",
-    "solved_at_step",
-    "stable_from_step",
-    "final_eval_mean_return",
-    "best_eval_mean_return",
-    "steps_per_second",
-    "wall_seconds",
-)
+METRIC_COLUMNS = SUMMARY_METRICS
 
 
 def collect_results(sweep: Sweep) -> list[dict[str, Any]]:
