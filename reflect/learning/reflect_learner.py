@@ -111,6 +111,7 @@ class ReflectLearner:
             self.critic.signal.fill_(1.0)  # dV/do = 1
         self.values = np.zeros(num_streams)  # V(h_t) of the current step
         self.critic_pending = np.ones(num_streams, dtype=bool)  # critic has not seen this episode's obs
+        self._any_pending = True  # == critic_pending.any(), kept as a Python bool for the hot path
         self.reward_baseline = 0.0
         self.actions: np.ndarray = np.zeros(num_streams, dtype=np.int64)
         self._entropy_weight = np.zeros(1)
@@ -153,9 +154,11 @@ class ReflectLearner:
             return self.head.to_env(self.actions)
         if self.awaiting_observe:
             raise RuntimeError("act() was called twice without observe(): call observe(...) after each act()")
-        if self.critic_engine is not None and self.critic_pending.any():
-            self._step_critic(obs, self.critic_pending)
+        if self._any_pending:
+            if self.critic_engine is not None:
+                self._step_critic(obs, self.critic_pending)
             self.critic_pending[:] = False
+            self._any_pending = False
         out = self.actor_engine.step_array(obs)  # a view of the engine's buffer, valid until the next step
         self.actor_out = out
         self.actions = self.head.sample(out, deterministic=False)
@@ -302,6 +305,7 @@ class ReflectLearner:
             self.critic.reset(done)
             self.critic_engine.reset(done)
         self.critic_pending |= done
+        self._any_pending = bool(self.critic_pending.any())
 
     def reset_state(self) -> None:
         """Start every stream afresh (state and traces zero); weights are kept."""
@@ -369,6 +373,7 @@ class ReflectLearner:
                 group.fresh.copy_(state[f"{name}_fresh"])
         self.values[:] = state["values"].numpy()
         self.critic_pending[:] = state["critic_pending"].numpy()
+        self._any_pending = bool(self.critic_pending.any())
         self.reward_baseline = float(state["reward_baseline"])
         self.head.set_rng_state(dict(state["head_rng"]))
         if self.actor.extra_params is not None:
