@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from reflect import __version__
-from reflect.commands import evaluate, plot, train, verify
+from reflect.commands import evaluate, export, plot, run, sweep, train, verify
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"reflect {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, evaluate, plot, verify):
+    for module in (train, evaluate, run, plot, verify, sweep, export):
         module.add_parser(commands)
     return parser
 
