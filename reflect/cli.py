@@ -2,6 +2,9 @@
 
     reflect train --env CartPole-v1 [--config FILE] [--seed N] [--total-steps N] [--set key=value ...]
     reflect evaluate --checkpoint runs/.../final_model.pt [--episodes 20] [--render]
+    reflect run --checkpoint runs/.../final_model.pt --rate-hz 500 [--learn] [--duration 60]
+    reflect export --checkpoint runs/.../final_model.pt --format onnx|torchscript
+    reflect sweep configs/sweeps/cartpole.yaml [--address ADDR] [--resume SWEEP_DIR]
     reflect plot runs/<run folder>
     reflect verify [--neuron alif] [--steps 16] ...
 
