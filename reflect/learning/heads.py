@@ -48,6 +48,9 @@ class PolicyHead(Protocol):
 
     def prepare(self, batch_size: int) -> None: ...
 
+    def refresh(self) -> None: ...
+
+    cache_parameters: bool
     extra_lr_scale: float
 
     @property
@@ -87,6 +90,7 @@ class CategoricalHead:
     extra_params = None
     extra_grad = None
     extra_lr_scale = 1.0
+    cache_parameters = False
 
     def spawn(self, seed: int | None) -> CategoricalHead:
         """A head with the same actions and its own random stream (for inference beside learning)."""
@@ -98,6 +102,9 @@ class CategoricalHead:
 
     def prepare(self, batch_size: int) -> None:
         """Nothing to preallocate."""
+
+    def refresh(self) -> None:
+        """Nothing is derived from parameters."""
 
     def sample(self, out: np.ndarray, deterministic: bool) -> np.ndarray:
         """Actions ``[B]`` (int64): the argmax, or a draw from ``softmax(out)``."""
@@ -249,6 +256,10 @@ class GaussianHead:
         self._work = np.zeros((0, action_dim))
         self._std = np.zeros(action_dim)
         self._inv_var = np.zeros(action_dim)
+        # True when the owner calls refresh() after every change of log_std (the learner does): sample
+        # and score then use the cached sigma and 1 / sigma^2 instead of recomputing them every call
+        self.cache_parameters = False
+        self.refresh()
 
     # ------------------------------------------------------------------------------- protocol
     @property
@@ -276,12 +287,19 @@ class GaussianHead:
             log_std_lr_scale=self.extra_lr_scale, seed=seed, log_std=self.log_std,
         )
 
-    def std(self) -> np.ndarray:
-        """``sigma = exp(log_std)`` ``[A]`` (after clipping ``log_std`` into its bounds)."""
+    def refresh(self) -> None:
+        """Clip ``log_std`` into its bounds and recompute ``sigma`` and ``1 / sigma^2`` from it."""
         log_std = self.log_std_np
         np.maximum(log_std, self.log_std_bounds[0], out=log_std)  # cheaper than np.clip's wrapper
         np.minimum(log_std, self.log_std_bounds[1], out=log_std)
-        return np.exp(log_std, out=self._std)
+        np.exp(log_std, out=self._std)
+        np.exp(np.multiply(log_std, -2.0, out=self._inv_var), out=self._inv_var)
+
+    def std(self) -> np.ndarray:
+        """``sigma = exp(log_std)`` ``[A]`` (after clipping ``log_std`` into its bounds)."""
+        if not self.cache_parameters:
+            self.refresh()
+        return self._std
 
     def sample(self, out: np.ndarray, deterministic: bool) -> np.ndarray:
         """Pre-squash actions ``u`` ``[B, A]`` (float64): ``mu``, or ``mu + sigma * eps``.
@@ -308,11 +326,14 @@ class GaussianHead:
         if self.squash == "tanh":
             np.tanh(actions, out=work)
         else:
-            np.clip(actions, -1.0, 1.0, out=work)
+            np.minimum(actions, 1.0, out=work)  # np.clip's Python wrapper costs more than both
+            np.maximum(work, -1.0, out=work)
         work *= self.scale
+        if self.all_bounded:
+            np.add(work, self.center, out=self._env)  # rounds to float32 on the way
+            return self._env
         work += self.center
-        if not self.all_bounded:
-            np.copyto(work, actions, where=~self.bounded)
+        np.copyto(work, actions, where=~self.bounded)
         self._env[...] = work
         return self._env
 
@@ -320,7 +341,9 @@ class GaussianHead:
               signal: np.ndarray) -> None:
         """``signal = d log pi / d mu`` ``[B, A]``; :attr:`extra_grad` ``= d/d log_std [log pi + w H]``."""
         self.prepare(out.shape[0])
-        inv_var = np.exp(np.multiply(self.log_std_np, -2.0, out=self._inv_var), out=self._inv_var)
+        if not self.cache_parameters:
+            self.refresh()
+        inv_var = self._inv_var
         diff = np.subtract(actions, out, out=self._work)
         np.multiply(diff, inv_var, out=signal)
         if self.learn_log_std:

@@ -99,6 +99,8 @@ class ReflectLearner:
         self.actor_engine = TraceEngine(actor, num_streams, algorithm=trace_algorithm)
         self.actor = TraceGroup(self.actor_engine, decay, config.actor_lr, config.actor_kappa)
         head.prepare(num_streams)
+        head.refresh()
+        head.cache_parameters = True  # this learner calls head.refresh() after every update
         if head.extra_params is not None and head.extra_grad is not None:
             # e.g. a Gaussian log-std
             self.actor.attach_extra(head.extra_params, head.extra_grad, head.extra_lr_scale)
@@ -241,6 +243,8 @@ class ReflectLearner:
         self.head.score(self.actor_out, self.actions, self._entropy_weight, self.actor.signal_np)
         self.actor.accumulate()
         actor_step, actor_l1 = self.actor.apply_one(delta)
+        if self.actor.extra_params is not None:
+            self.head.refresh()
         stats = self.stats
         if self.critic is not None:
             critic_step, critic_l1 = self.critic.apply_one(delta)
@@ -281,6 +285,8 @@ class ReflectLearner:
         )
         self.actor.accumulate()
         actor_steps, actor_l1 = self.actor.apply(delta)
+        if self.actor.extra_params is not None:
+            self.head.refresh()
         if not np.isfinite(actor_l1).all():
             raise FloatingPointError("non-finite eligibility trace in the actor: stopping before it spreads")
         if self.critic is not None:
@@ -378,4 +384,5 @@ class ReflectLearner:
         self.head.set_rng_state(dict(state["head_rng"]))
         if self.actor.extra_params is not None:
             self.actor.extra_z[...] = state["actor_extra_traces"].numpy()
+        self.head.refresh()  # the head's parameters may have been loaded too
         self.awaiting_observe = False
