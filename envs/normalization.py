@@ -14,6 +14,8 @@ import torch
 
 __all__ = ["ObservationNormalizer", "RewardScaler", "RunningMeanStd"]
 
+SMALL_ROW = 16  # observations up to this length are normalised one at a time in plain floats
+
 
 def _float64_array(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
@@ -156,6 +158,8 @@ class ObservationNormalizer:
                 f"ObservationNormalizer of shape {self.rms.shape} got observations of shape {obs.shape}: "
                 f"pass [N, *{self.rms.shape}]"
             )
+        if out is not None and obs.shape[0] == 1 and 0 < len(obs[0]) <= SMALL_ROW and obs.ndim == 2:
+            return self._normalize_row(obs[0].tolist(), update, out)
         _check_finite(obs, "observation")
         if update:
             self.rms.update(obs)
@@ -171,6 +175,29 @@ class ObservationNormalizer:
         if out is None:
             return normalized.astype(np.float32)
         out[...] = normalized
+        return out
+
+    def _normalize_row(self, row: list[float], update: bool, out: np.ndarray) -> np.ndarray:
+        """One short observation in plain floats: the same IEEE operations in the same order as the
+        array path (so the same bits), without a dozen array calls of ~1 µs each."""
+        if not all(map(math.isfinite, row)):
+            _check_finite(np.asarray([row]), "observation")
+        rms = self.rms
+        mean, var = rms.mean.tolist(), rms.var.tolist()
+        if update:
+            count, total = rms.count, rms.count + 1
+            for i, x in enumerate(row):
+                delta = x - mean[i]
+                mean[i] = mean[i] + delta / total
+                var[i] = (var[i] * count + delta * (x - mean[i])) / total
+            rms.mean[...] = mean
+            rms.var[...] = var
+            rms.count = total
+        clip, epsilon = self.clip, self.epsilon
+        out[0] = [
+            max(min((x - m) * (1.0 / math.sqrt(v + epsilon)), clip), -clip)
+            for x, m, v in zip(row, mean, var, strict=True)
+        ]
         return out
 
     def state_dict(self) -> dict[str, Any]:

@@ -274,3 +274,18 @@ def test_single_stream_fast_paths_equal_the_array_paths_bit_for_bit() -> None:
     np.testing.assert_allclose(normalizer.rms.mean, rows.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(normalizer.rms.var, rows.var(axis=0), rtol=1e-10)
     np.testing.assert_array_equal(out, normalizer(rows[-1:], update=False))
+
+
+@pytest.mark.parametrize("dim", [3, 16, 17])
+def test_short_observation_float_path_gives_the_same_bits_as_the_array_path(dim: int) -> None:
+    rng = np.random.default_rng(dim)
+    rows = rng.normal(size=(300, dim)) * rng.uniform(0.1, 10.0, dim) + rng.normal(size=dim) * 5.0
+    rows[50, 0] = 1e6  # a clipped value
+    one_at_a_time, batched = ObservationNormalizer((dim,)), ObservationNormalizer((dim,))
+    out = np.zeros((1, dim), dtype=np.float32)
+    for row in rows:
+        np.testing.assert_array_equal(one_at_a_time(row[None], True, out), batched(row[None], True))
+        np.testing.assert_array_equal(one_at_a_time.rms.var, batched.rms.var)
+    np.testing.assert_array_equal(one_at_a_time(rows[:1], False, out), batched(rows[:1], False))
+    with pytest.raises(FloatingPointError, match="dimensions \\[1\\]"):
+        one_at_a_time(np.array([[0.0, np.nan] + [0.0] * (dim - 2)]), True, out)
