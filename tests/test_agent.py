@@ -164,3 +164,14 @@ def test_learning_continues_after_an_interrupted_step() -> None:
     assert not agent.learner.awaiting_observe
     agent.learn(100)
     assert agent.num_timesteps == 129
+
+
+def test_save_refuses_a_state_with_nan_and_keeps_the_old_file(tmp_path: Path) -> None:
+    agent = Reflect("CartPole-v1", SMALL, seed=0)
+    path = agent.save(tmp_path / "agent")
+    before = path.read_bytes()
+    with torch.no_grad():
+        next(agent.actor.parameters())[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"actor\..*NaN or inf"):
+        agent.save(path)
+    assert path.read_bytes() == before
