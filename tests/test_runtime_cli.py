@@ -111,3 +111,15 @@ def test_sigterm_stops_saves_and_exits_143(checkpoint: Path, tmp_path: Path) -> 
     assert "stopped by SIGTERM" in stderr and f"saved {out}" in stderr
     assert "deadline misses:" in stdout
     assert load_checkpoint(out)["num_timesteps"] > 100
+
+
+def test_spin_option_busy_waits_and_rejects_negative_values(
+    checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--checkpoint", str(checkpoint), "--rate-hz", "1000", "--steps", "50",
+                 "--spin-us", "5000", "--quiet"]) == 0
+    assert "50 ticks at 1000 Hz" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", "--checkpoint", str(checkpoint), "--spin-us", "-1"])
+    assert stopped.value.code == 2
+    assert "--spin-us: must be a finite number of microseconds >= 0" in capsys.readouterr().err

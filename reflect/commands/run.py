@@ -36,6 +36,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of microseconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of microseconds >= 0, got {text}")
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         return float(text)  # checked in run(), with the loop's own message
@@ -80,6 +90,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run_parser.add_argument(
         "--realtime-priority", type=positive_int, metavar="N",
         help="run the loop with real-time scheduling (Linux SCHED_FIFO, 1-99; needs the permission)",
+    )
+    run_parser.add_argument(
+        "--spin-us", type=_non_negative_float, default=None, metavar="US",
+        help="busy-wait the last US microseconds before each tick instead of sleeping (default: 200; "
+        "a value of at least the period spins the whole time: one core busy, but the agent's code "
+        "stays warm in the CPU caches)",
     )
     run_parser.add_argument(
         "--num-threads", type=positive_int, default=1, metavar="N", help="torch CPU threads (default: 1)"
@@ -146,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from reflect.checkpoints import load_checkpoint
     from reflect.envs import make_single_env
     from reflect.runtime import SIGNAL_EXIT_CODES, GymControl, check_rate_hz
+    from reflect.runtime.clock import RealClock
     from reflect.runtime.realtime import check_realtime_priority
 
     if args.rate_hz is not None:
@@ -178,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_every_s=args.checkpoint_every,
             on_episode=None if args.quiet else print_episode,
             realtime_priority=args.realtime_priority,
+            clock=None if args.spin_us is None else RealClock(spin_us=args.spin_us),
         )
         mode = f"learning, saving to {out}" if args.learn else "frozen"
         until = (
