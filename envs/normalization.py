@@ -23,6 +23,15 @@ def _float64_array(value: Any) -> np.ndarray:
     return np.array(value, dtype=np.float64)
 
 
+def _welford_step(mean: float, var: float, count: int, x: float) -> tuple[float, float]:
+    """Mean and population variance after adding ``x`` to ``count`` values, in plain floats (the same
+    operations, in the same order, as :meth:`RunningMeanStd.update` with one row)."""
+    total = count + 1
+    delta = x - mean
+    mean = mean + delta / total
+    return mean, (var * count + delta * (x - mean)) / total
+
+
 def _check_finite(values: np.ndarray, what: str) -> None:
     if math.isfinite(values.sum()):  # one reduction; NaN or inf anywhere makes the sum non-finite
         return
@@ -86,9 +95,6 @@ class RunningMeanStd:
     def _update_row(self, row: np.ndarray, total: int) -> None:
         """Welford's update with one row, in place on preallocated buffers (same arithmetic, same order,
         as the expression form: ``mean += delta / n``, ``var = (var * (n - 1) + delta (x - mean)) / n``)."""
-        if self._delta.shape != self.shape:
-            self._delta, self._work = np.zeros(self.shape), np.zeros(self.shape)
-            self.mean, self.var = np.array(self.mean, dtype=np.float64), np.array(self.var, dtype=np.float64)
         delta, work = self._delta, self._work
         np.subtract(row, self.mean, out=delta)
         np.divide(delta, total, out=work)
@@ -101,13 +107,22 @@ class RunningMeanStd:
 
     def update_scalar(self, value: float) -> float:
         """Add one value (``shape == ()``) in plain floats; returns the new variance."""
-        total = self.count + 1
-        mean_old = float(self.mean)
-        delta = value - mean_old
-        mean = mean_old + delta / total
-        var = (float(self.var) * self.count + delta * (value - mean)) / total
-        self.mean, self.var, self.count = np.asarray(mean), np.asarray(var), total
+        mean, var = _welford_step(float(self.mean), float(self.var), self.count, value)
+        self.mean, self.var, self.count = np.asarray(mean), np.asarray(var), self.count + 1
         return var
+
+    def update_row(self, row: list[float]) -> tuple[list[float], list[float]]:
+        """Add one row (``shape == (D,)``) given as plain floats; returns the new mean and variance as
+        lists (stored into :attr:`mean` / :attr:`var` too)."""
+        pairs = [
+            _welford_step(m, v, self.count, x)
+            for m, v, x in zip(self.mean.tolist(), self.var.tolist(), row, strict=True)
+        ]
+        mean, var = [m for m, _ in pairs], [v for _, v in pairs]
+        self.mean[...] = mean
+        self.var[...] = var
+        self.count += 1
+        return mean, var
 
     def state_dict(self) -> dict[str, Any]:
         """``{"mean": tensor, "var": tensor, "count": int}`` (float64 tensors of ``shape``)."""
@@ -146,6 +161,11 @@ class ObservationNormalizer:
         """Shape of one observation."""
         return self.rms.shape
 
+    def scale(self) -> np.ndarray:
+        """``1 / sqrt(var + epsilon)`` of the current statistics (float64, ``shape``): normalised
+        observations are ``clip((obs - mean) * scale(), -clip, clip)``."""
+        return 1.0 / np.sqrt(self.rms.var + self.epsilon)
+
     def __call__(self, obs: np.ndarray, update: bool = True, out: np.ndarray | None = None) -> np.ndarray:
         """Normalise ``obs`` ``[N, *shape]`` to float32 ``[N, *shape]``; if ``update``, stats update first.
 
@@ -164,7 +184,7 @@ class ObservationNormalizer:
         if update:
             self.rms.update(obs)
         if self._scale_count != self.rms.count:
-            self._scale = 1.0 / np.sqrt(self.rms.var + self.epsilon)
+            self._scale = self.scale()
             self._scale_count = self.rms.count
         if self._work.shape != obs.shape:
             self._work = np.zeros(obs.shape)
@@ -183,16 +203,7 @@ class ObservationNormalizer:
         if not all(map(math.isfinite, row)):
             _check_finite(np.asarray([row]), "observation")
         rms = self.rms
-        mean, var = rms.mean.tolist(), rms.var.tolist()
-        if update:
-            count, total = rms.count, rms.count + 1
-            for i, x in enumerate(row):
-                delta = x - mean[i]
-                mean[i] = mean[i] + delta / total
-                var[i] = (var[i] * count + delta * (x - mean[i])) / total
-            rms.mean[...] = mean
-            rms.var[...] = var
-            rms.count = total
+        mean, var = rms.update_row(row) if update else (rms.mean.tolist(), rms.var.tolist())
         clip, epsilon = self.clip, self.epsilon
         out[0] = [
             max(min((x - m) * (1.0 / math.sqrt(v + epsilon)), clip), -clip)

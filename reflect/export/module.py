@@ -355,9 +355,8 @@ def build_policy_module(agent: Any, *, fma: str = "native") -> PolicyModule:
     if normalizer is None:
         normalize = _Normalize(None, None, 0.0, obs_dim)
     else:
-        rms = normalizer.rms
-        scale = 1.0 / np.sqrt(rms.var + normalizer.epsilon)  # as ObservationNormalizer computes it
-        normalize = _Normalize(np.asarray(rms.mean, dtype=np.float64), scale, normalizer.clip, obs_dim)
+        mean = np.asarray(normalizer.rms.mean, dtype=np.float64)
+        normalize = _Normalize(mean, normalizer.scale(), normalizer.clip, obs_dim)
     if isinstance(actor.encoder, PosNegEncoder):
         encoder = _Encoder("posneg")
     elif isinstance(actor.encoder, PopulationEncoder):

@@ -191,7 +191,8 @@ class GaussianHead:
         d log pi / d log_std   = (u - mu)^2 / sigma^2 - 1
         H = sum(log_std) + A/2 (1 + log 2 pi):   dH / d mu = 0,   dH / d log_std = 1
 
-    ``log_std`` is kept in ``log_std_bounds`` (clipped at every sample).
+    ``log_std`` is kept in ``log_std_bounds`` (clipped whenever ``sigma`` is recomputed: by
+    :meth:`refresh`, which the learner calls after every update, or at every call otherwise).
 
     Args:
         action_dim: ``A``.
@@ -248,7 +249,6 @@ class GaussianHead:
             log_std = torch.full((action_dim,), float(init_log_std), dtype=torch.float64)
         self.log_std = log_std
         self.log_std_np = self.log_std.numpy()
-        np.clip(self.log_std_np, lo, hi, out=self.log_std_np)
         self.rng = np.random.default_rng(seed)
         self._grad = np.zeros((0, action_dim))
         self._raw = np.zeros((0, action_dim))
@@ -360,7 +360,7 @@ class GaussianHead:
         log_std = self.log_std_np
         z = (actions - mu) / std
         gaussian = (-0.5 * z**2 - log_std - 0.5 * _LOG_2PI).sum(axis=1)
-        log_jacobian = np.where(self.bounded, np.log(self.scale), 0.0) + np.zeros_like(actions)
+        log_jacobian = np.log(self.scale) + np.zeros_like(actions)  # scale is 1 where unbounded
         if self.squash == "tanh":
             # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|
             squash = 2.0 * (math.log(2.0) - actions - np.logaddexp(0.0, -2.0 * actions))
