@@ -33,7 +33,7 @@ from reflect.agents.callbacks import as_callback
 from reflect.agents.config import ReflectConfig, default_config_path
 from reflect.agents.frozen_policy import FrozenPolicy
 from reflect.agents.sb3_compat import SB3VecEnvStreams, default_logger, is_sb3_vec_env
-from reflect.checkpoints import find_non_finite, load_checkpoint, save_checkpoint
+from reflect.checkpoints import load_checkpoint, save_checkpoint
 from reflect.config import DEFAULT_ENTRY, deep_merge, from_mapping, load_env_config, to_dict
 from reflect.envs import (
     EnvSetupError,
@@ -428,11 +428,7 @@ class Reflect:
         path = Path(path)
         if not path.suffix:
             path = path.with_suffix(".pt")
-        payload = self.checkpoint()
-        bad = find_non_finite(payload)
-        if bad is not None:  # never write a poisoned state (over a good file, or for a later resume)
-            raise FloatingPointError(f"not saving {path}: {bad} holds NaN or inf")
-        save_checkpoint(payload, path)
+        save_checkpoint(self.checkpoint(), path)  # refuses a state with NaN or inf (NonFiniteStateError)
         return path
 
     @classmethod

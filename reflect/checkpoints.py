@@ -28,6 +28,7 @@ from reflect.atomic_files import write_bytes_atomic
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "NonFiniteStateError",
     "checkpoint_bytes",
     "checkpoint_step",
     "find_non_finite",
@@ -50,6 +51,15 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be saved or loaded; the message names the file or key and the problem."""
 
 
+class NonFiniteStateError(FloatingPointError):
+    """A payload to save holds NaN or inf (a learner's update went wrong); ``key`` is its dotted key.
+    Such a state is never written: it would poison every run resumed from it."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"not saving a checkpoint whose '{key}' holds NaN or inf")
+        self.key = key
+
+
 def save_checkpoint(payload: dict[str, Any], path: Path | str) -> None:
     """Save ``payload`` to ``path`` atomically (temp file beside it, ``torch.save``, fsync, rename).
 
@@ -60,6 +70,7 @@ def save_checkpoint(payload: dict[str, Any], path: Path | str) -> None:
     Raises:
         CheckpointError: ``payload`` is not a dict, holds a value that is not a tensor or plain value
             (the message gives its dotted key), or has a ``"format"`` other than ``"reflect-checkpoint"``.
+        NonFiniteStateError: a floating-point tensor holds NaN or inf (nothing is written).
         OSError: the file cannot be written (no space left, no permission, read-only file system).
     """
     write_bytes_atomic(path, checkpoint_bytes(payload))
@@ -77,6 +88,9 @@ def checkpoint_bytes(payload: dict[str, Any]) -> bytes:
             f"leave the key out or set it to {CHECKPOINT_FORMAT!r}"
         )
     _check_plain(payload, "", set())
+    bad = find_non_finite(payload)
+    if bad is not None:
+        raise NonFiniteStateError(bad)
     buffer = io.BytesIO()
     torch.save({**payload, FORMAT_KEY: CHECKPOINT_FORMAT}, buffer)
     return buffer.getvalue()

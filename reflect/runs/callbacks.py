@@ -24,7 +24,7 @@ from typing import Any
 
 from reflect.agents.callbacks import ReflectCallback
 from reflect.atomic_files import write_bytes_atomic
-from reflect.checkpoints import checkpoint_bytes, find_non_finite
+from reflect.checkpoints import NonFiniteStateError, checkpoint_bytes
 from reflect.runs.evaluation import EvaluationResult, run_episodes
 from reflect.runs.run_dir import os_error_fix, os_error_reason, probe_write
 from reflect.runs.summary import EvaluationRecord, append_episode_csv
@@ -104,14 +104,13 @@ def agent_checkpoint_bytes(agent: Any) -> bytes:
         FloatingPointError: a weight, trace or statistic is not finite (the message gives its key);
             such a state is never written, so it cannot replace a good checkpoint.
     """
-    payload = agent.checkpoint()
-    bad = find_non_finite(payload)
-    if bad is not None:
+    try:
+        return checkpoint_bytes(agent.checkpoint())
+    except NonFiniteStateError as error:
         raise FloatingPointError(
-            f"the agent's state holds NaN or inf at '{bad}' after step {agent.num_timesteps}: "
+            f"the agent's state holds NaN or inf at '{error.key}' after step {agent.num_timesteps}: "
             "it was not saved"
-        )
-    return checkpoint_bytes(payload)
+        ) from error
 
 
 @contextmanager
