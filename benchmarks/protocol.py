@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
+from reflect.runs.summary import EvaluationRecord, stable_from_step
+
 EVAL_SEED = 10_000
 
 
@@ -71,12 +73,8 @@ class EvalClock:
     def result(self, agent: str, seed: int, total_steps: int) -> SeedResult:
         train_seconds = time.perf_counter() - self.start - self.eval_seconds
         solved = next(((s, t) for s, r, t in self.history if r >= self.threshold), None)
-        stable = None
-        for s, r, _ in self.history:
-            if r < self.threshold:
-                stable = None
-            elif stable is None:
-                stable = s
+        records = [EvaluationRecord(s, r, 0.0, 0.0) for s, r, _ in self.history]  # std, length unused
+        stable = stable_from_step(records, self.threshold)
         return SeedResult(
             agent,
             seed,
