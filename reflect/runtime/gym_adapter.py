@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from reflect.agents.reflect_agent import SUPPORTED_ACTIONS
 from reflect.envs import check_spaces
 from reflect.runtime.loop import ControlLoop
 
@@ -33,7 +34,7 @@ class GymControl:
         if hasattr(env, "num_envs"):
             raise TypeError("GymControl drives one environment: pass a gymnasium.Env, not a vector env")
         self.env = env
-        self.spaces = check_spaces(env.observation_space, env.action_space, ("Discrete", "Box"))
+        self.spaces = check_spaces(env.observation_space, env.action_space, SUPPORTED_ACTIONS)
         self._obs, _ = env.reset(seed=seed)
         self._reward, self._terminated, self._truncated = 0.0, False, False
 
