@@ -50,6 +50,20 @@ from reflect.spiking.network import NetworkState
 
 AGENT_NAME = "reflect"
 SUPPORTED_ACTIONS = ("Discrete", "Box")
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _one_value(value: Any, kind: type, name: str) -> Any:
+    """``value`` (a number, a 0-d array or an array of one element) as a plain ``float``/``bool``."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ValueError(f"{name} must hold one value for one stream, got shape {value.shape}")
+        return kind(value.item())
+    if isinstance(value, list | tuple):
+        if len(value) != 1:
+            raise ValueError(f"{name} must hold one value for one stream, got {len(value)}")
+        return kind(value[0])
+    return kind(value)
 
 
 def _as_config(config: ReflectConfig | Mapping[str, Any] | None, env_id: str | None) -> ReflectConfig:
@@ -140,6 +154,7 @@ class Reflect:
         self.reward_scaler = RewardScaler(self.num_envs, self.config.learner.gamma) if norm.rewards else None
         self._inputs = torch.zeros(self.num_envs, obs_dim)
         self._inputs_np = self._inputs.numpy()
+        self._delta = np.zeros(self.num_envs)  # what observe() returns, for one stream
         self.num_timesteps = 0
         self.ep_info_buffer: deque[tuple[float, int]] = deque(maxlen=100)
         self._last_obs: np.ndarray | None = None
@@ -172,7 +187,10 @@ class Reflect:
         return self._normalize(np.asarray(obs, dtype=np.float64).reshape(-1, self.spaces.obs_dim), False)
 
     def _stream_obs(self, obs: Any) -> tuple[np.ndarray, bool]:
-        array = np.asarray(obs, dtype=np.float64)
+        # float32/float64 arrays pass as they are (every consumer reads both); others become float64
+        array = obs if isinstance(obs, np.ndarray) and obs.dtype in _FLOAT_DTYPES else np.asarray(
+            obs, dtype=np.float64
+        )
         single = array.ndim == 1
         array = array.reshape(-1, self.spaces.obs_dim) if single else array
         if array.shape != (self.num_envs, self.spaces.obs_dim):
@@ -197,25 +215,34 @@ class Reflect:
         return actions
 
     def observe(self, reward: Any, terminated: Any, truncated: Any, next_obs: Any) -> np.ndarray:
-        """Learn from the step that followed :meth:`act`; returns the TD errors ``[N]``.
+        """Learn from the step that followed :meth:`act`; returns the TD errors ``[N]`` (a buffer reused
+        by the next call: copy it to keep it).
 
         ``next_obs`` is the observation the step returned; when an episode ended, pass its *final*
         observation (truncations bootstrap from it), then call :meth:`act` on the reset observation.
         """
         array, _ = self._stream_obs(next_obs)
+        if self.num_envs == 1:  # plain scalars all the way (the latency-critical path)
+            return self._observe_one(_one_value(reward, float, "reward"),
+                                     _one_value(terminated, bool, "terminated"),
+                                     _one_value(truncated, bool, "truncated"), array)
         reward = np.asarray(reward, dtype=np.float64).reshape(self.num_envs)
         terminated = np.asarray(terminated, dtype=bool).reshape(self.num_envs)
         truncated = np.asarray(truncated, dtype=bool).reshape(self.num_envs)
         if self.learner.frozen:
             return self.learner.observe(reward, terminated, truncated, self._inputs_np)
         if self.reward_scaler is not None:
-            if self.num_envs == 1:
-                ended = bool(terminated[0] or truncated[0])
-                reward[0] = self.reward_scaler.scale_one(float(reward[0]), ended)
-            else:
-                reward = self.reward_scaler.scale(reward, terminated, truncated)
+            reward = self.reward_scaler.scale(reward, terminated, truncated)
         self._normalize(array, update=False, out=self._inputs_np)
         return self.learner.observe(reward, terminated, truncated, self._inputs_np)
+
+    def _observe_one(self, reward: float, terminated: bool, truncated: bool, array: np.ndarray) -> np.ndarray:
+        if not self.learner.frozen:
+            if self.reward_scaler is not None:
+                reward = self.reward_scaler.scale_one(reward, terminated or truncated)
+            self._normalize(array, update=False, out=self._inputs_np)
+        self._delta[0] = self.learner.observe_one(reward, terminated, truncated, self._inputs_np)
+        return self._delta
 
     def reset_state(self) -> None:
         """Zero network state and traces of every stream (weights and statistics are kept)."""

@@ -12,9 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from reflect.kernels import compiled_enabled
+from reflect.kernels.normalize import normalize_one
+
 __all__ = ["ObservationNormalizer", "RewardScaler", "RunningMeanStd"]
 
 SMALL_ROW = 16  # observations up to this length are normalised one at a time in plain floats
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _float64_array(value: Any) -> np.ndarray:
@@ -146,9 +150,13 @@ class RunningMeanStd:
 class ObservationNormalizer:
     """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` with running statistics of ``obs``."""
 
-    def __init__(self, shape: tuple[int, ...], clip: float = 5.0, epsilon: float = 1e-8) -> None:
+    def __init__(self, shape: tuple[int, ...], clip: float = 5.0, epsilon: float = 1e-8,
+                 compiled: bool | None = None) -> None:
+        """``compiled``: normalise single observations with one compiled call
+        (:mod:`reflect.kernels.normalize`, same bits); ``None``: when numba is available."""
         if not clip > 0:
             raise ValueError(f"clip must be > 0, got {clip}: pass a positive bound")
+        self.compiled = compiled_enabled() if compiled is None else bool(compiled)
         self.rms = RunningMeanStd(shape)
         self.clip = float(clip)
         self.epsilon = float(epsilon)
@@ -178,8 +186,11 @@ class ObservationNormalizer:
                 f"ObservationNormalizer of shape {self.rms.shape} got observations of shape {obs.shape}: "
                 f"pass [N, *{self.rms.shape}]"
             )
-        if out is not None and obs.shape[0] == 1 and 0 < len(obs[0]) <= SMALL_ROW and obs.ndim == 2:
-            return self._normalize_row(obs[0].tolist(), update, out)
+        if out is not None and obs.ndim == 2 and obs.shape[0] == 1:
+            if self.compiled and obs.dtype in _COMPILED_DTYPES:
+                return self._normalize_compiled(obs[0], update, out)
+            if 0 < obs.shape[1] <= SMALL_ROW:
+                return self._normalize_row(obs[0].tolist(), update, out)
         _check_finite(obs, "observation")
         if update:
             self.rms.update(obs)
@@ -195,6 +206,15 @@ class ObservationNormalizer:
         if out is None:
             return normalized.astype(np.float32)
         out[...] = normalized
+        return out
+
+    def _normalize_compiled(self, row: np.ndarray, update: bool, out: np.ndarray) -> np.ndarray:
+        """One observation in one compiled call (the same bits as the other paths)."""
+        rms = self.rms
+        if not normalize_one(row, rms.mean, rms.var, rms.count, update, self.clip, self.epsilon, out[0]):
+            _check_finite(row[None], "observation")
+        if update:
+            rms.count += 1
         return out
 
     def _normalize_row(self, row: list[float], update: bool, out: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ Two more connect a head to the world and to the learner:
 
 * ``to_env(actions)``: the head's actions as the environment takes them (identity for discrete
   actions; squashing and per-dimension scaling into the ``Box`` bounds for continuous ones);
+  ``sample_for_env(o, deterministic)`` gives both ``(actions, to_env(actions))`` in one go;
 * ``extra_params`` / ``extra_grad``: trainable parameters of the head itself (the Gaussian log-std,
   ``[P]``) and the score's gradient with respect to them (``[B, P]``, written by ``score``); they get an
   eligibility trace and the actor's bounded step times ``extra_lr_scale``. ``None`` when the head has
@@ -31,6 +32,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reflect.kernels import INSTALL_HINT, compiled_available, compiled_enabled
+from reflect.kernels import gaussian as gaussian_kernels
+
 
 class PolicyHead(Protocol):
     """What the learner needs from an action distribution."""
@@ -45,6 +49,8 @@ class PolicyHead(Protocol):
     def entropy(self, out: np.ndarray) -> np.ndarray: ...
 
     def to_env(self, actions: np.ndarray) -> np.ndarray: ...
+
+    def sample_for_env(self, out: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]: ...
 
     def prepare(self, batch_size: int) -> None: ...
 
@@ -99,6 +105,11 @@ class CategoricalHead:
     def to_env(self, actions: np.ndarray) -> np.ndarray:
         """Discrete actions go to the environment as they are."""
         return actions
+
+    def sample_for_env(self, out: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(actions, actions)``: :meth:`sample`, which the environment takes as it is."""
+        actions = self.sample(out, deterministic)
+        return actions, actions
 
     def prepare(self, batch_size: int) -> None:
         """Nothing to preallocate."""
@@ -204,6 +215,9 @@ class GaussianHead:
         log_std_lr_scale: ``log_std`` takes the actor's bounded step times this factor.
         seed: the sampler's seed.
         log_std: share this ``[A]`` float64 tensor as the parameter (used by :meth:`spawn`).
+        compiled: run sampling, squashing, the score and :meth:`refresh` as compiled calls
+            (:mod:`reflect.kernels.gaussian`; ``None``: when numba is available, see
+            :func:`reflect.kernels.compiled_enabled`).
     """
 
     def __init__(
@@ -219,6 +233,7 @@ class GaussianHead:
         log_std_lr_scale: float = 1.0,
         seed: int | None = None,
         log_std: Tensor | None = None,
+        compiled: bool | None = None,
     ) -> None:
         if action_dim < 1:
             raise ValueError(f"a Gaussian head needs at least one action dimension, got {action_dim}")
@@ -239,6 +254,10 @@ class GaussianHead:
         self.squash, self.learn_log_std = squash, learn_log_std
         self.extra_lr_scale = float(log_std_lr_scale)
         self.log_std_bounds = (lo, hi)
+        self.compiled = compiled_enabled() if compiled is None else bool(compiled)
+        if self.compiled and not compiled_available():
+            raise ImportError(INSTALL_HINT)
+        self._squash_code = gaussian_kernels.SQUASH_CODES[squash]
         self.low, self.high = low_arr, high_arr
         self.bounded = np.isfinite(low_arr) & np.isfinite(high_arr)
         self.all_bounded = bool(self.bounded.all())
@@ -284,12 +303,15 @@ class GaussianHead:
         return GaussianHead(
             self.num_outputs, self.low, self.high, squash=self.squash,
             learn_log_std=self.learn_log_std, log_std_bounds=self.log_std_bounds,
-            log_std_lr_scale=self.extra_lr_scale, seed=seed, log_std=self.log_std,
+            log_std_lr_scale=self.extra_lr_scale, seed=seed, log_std=self.log_std, compiled=self.compiled,
         )
 
     def refresh(self) -> None:
         """Clip ``log_std`` into its bounds and recompute ``sigma`` and ``1 / sigma^2`` from it."""
         log_std = self.log_std_np
+        if self.compiled:
+            gaussian_kernels.refresh(log_std, *self.log_std_bounds, self._std, self._inv_var)
+            return
         np.maximum(log_std, self.log_std_bounds[0], out=log_std)  # cheaper than np.clip's wrapper
         np.minimum(log_std, self.log_std_bounds[1], out=log_std)
         np.exp(log_std, out=self._std)
@@ -315,6 +337,20 @@ class GaussianHead:
         raw *= self.std()
         raw += out
         return raw
+
+    def sample_for_env(self, out: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(u, to_env(u))`` for ``u = sample(out, deterministic)``; both arrays are reused by the next
+        call."""
+        if not self.compiled:
+            raw = self.sample(out, deterministic)
+            return raw, self.to_env(raw)
+        self.prepare(out.shape[0])
+        raw, env = self._raw, self._env
+        if not deterministic:
+            self.rng.standard_normal(out=raw)
+        gaussian_kernels.sample_to_env(out, raw, self.std(), self.center, self.scale, self.bounded,
+                                       self._squash_code, env, deterministic)
+        return raw, env
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
         """Pre-squash actions ``u`` ``[B, A]`` -> environment actions ``[B, A]`` (float32, in bounds).
@@ -344,6 +380,10 @@ class GaussianHead:
         if not self.cache_parameters:
             self.refresh()
         inv_var = self._inv_var
+        if self.compiled:
+            gaussian_kernels.score(out, actions, inv_var, entropy_weight, signal, self._grad,
+                                   self.learn_log_std)
+            return
         diff = np.subtract(actions, out, out=self._work)
         np.multiply(diff, inv_var, out=signal)
         if self.learn_log_std:

@@ -122,6 +122,7 @@ class ReflectLearner:
         self.frozen = False
         self.frozen_deterministic = True
         self._no_delta = np.zeros(num_streams)
+        self._one_done = np.ones(1, dtype=bool)  # the done mask of a single stream's episode end
         self.stats = LearnerStats()
         self.spike_sums: list[Tensor] = []
 
@@ -152,8 +153,8 @@ class ReflectLearner:
         if self.frozen:
             out = self.actor_engine.step_array(obs, traces=False)
             self.actor_out = out
-            self.actions = self.head.sample(out, self.frozen_deterministic)
-            return self.head.to_env(self.actions)
+            self.actions, env_actions = self.head.sample_for_env(out, self.frozen_deterministic)
+            return env_actions
         if self.awaiting_observe:
             raise RuntimeError("act() was called twice without observe(): call observe(...) after each act()")
         if self._any_pending:
@@ -163,12 +164,12 @@ class ReflectLearner:
             self._any_pending = False
         out = self.actor_engine.step_array(obs)  # a view of the engine's buffer, valid until the next step
         self.actor_out = out
-        self.actions = self.head.sample(out, deterministic=False)
+        self.actions, env_actions = self.head.sample_for_env(out, deterministic=False)
         if self.spike_sums:
             for total, spikes in zip(self.spike_sums, self._spike_sources(), strict=True):
                 total.add_(spikes)
         self.awaiting_observe = True
-        return self.head.to_env(self.actions)
+        return env_actions
 
     def _step_critic(self, obs: Observations, rows: np.ndarray) -> None:
         """Step the critic on ``obs`` for the streams in ``rows`` only; store their ``V``."""
@@ -199,6 +200,9 @@ class ReflectLearner:
         ended, its final observation, used to bootstrap a truncation). When frozen, nothing is
         learned: streams whose episode ended are reset and ``delta`` is zero.
         """
+        if self.num_streams == 1:
+            ended = (bool(terminated[0]), bool(truncated[0]))
+            return np.array([self.observe_one(float(reward[0]), *ended, next_obs)])
         if self.frozen:
             done = terminated | truncated
             if done.any():
@@ -206,13 +210,24 @@ class ReflectLearner:
             return self._no_delta
         if not self.awaiting_observe:
             raise RuntimeError("observe() needs a preceding act() for the same step")
-        if self.num_streams == 1:
-            delta = np.array([self._observe_one(float(reward[0]), bool(terminated[0]), next_obs)])
-        else:
-            delta = self._observe_many(reward, terminated, truncated, next_obs)
+        delta = self._observe_many(reward, terminated, truncated, next_obs)
         done = terminated | truncated
         if done.any():
             self.end_episodes(done)
+        self.awaiting_observe = False
+        return delta
+
+    def observe_one(self, reward: float, terminated: bool, truncated: bool, next_obs: Observations) -> float:
+        """:meth:`observe` for one stream with plain scalars; returns ``delta``."""
+        if self.frozen:
+            if terminated or truncated:
+                self.actor_engine.reset(self._one_done)
+            return 0.0
+        if not self.awaiting_observe:
+            raise RuntimeError("observe() needs a preceding act() for the same step")
+        delta = self._observe_one(reward, terminated, next_obs)
+        if terminated or truncated:
+            self.end_episodes(self._one_done)
         self.awaiting_observe = False
         return delta
 

@@ -16,10 +16,13 @@ take the same step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
 
+from reflect.kernels.updates import OneStreamUpdate, bind_decay_add
 from reflect.learning.obgd import obgd_step_size, obgd_step_sizes
 from reflect.traces.engine import TraceEngine
 
@@ -64,6 +67,31 @@ class TraceGroup:
             self.z_np, self.fresh_np = self.z.numpy(), self.fresh.numpy()
             self.params_np = [p.detach().numpy() for p in self.params]
             self.views_np = [v.numpy() for v in self.views[0]]
+        # compiled single-stream calls bound to these buffers (set up again when extras are attached)
+        self._update_one: OneStreamUpdate | None = None
+        self._accumulate_one: Callable[[], None] | None = None
+        self._fresh_one: Callable[[], None] | None = None
+        self._absorb: Callable[[], None] | None = None
+        self._extra_accumulate: Callable[[], None] | None = None
+        self._bind_compiled()
+
+    def _bind_compiled(self) -> None:
+        compiled = self.engine.compiled
+        if compiled is None:
+            return
+        self._absorb = bind_decay_add(self.z_np, self.fresh_np, self.decay)
+        if self.extra_grad is not None:
+            self._extra_accumulate = bind_decay_add(self.extra_z, self.extra_grad, self.decay)
+        if self.batch_size != 1:
+            return
+        self._accumulate_one = compiled.bind_backward(self.signal_np, tuple(self.views_np), self.decay)
+        self._fresh_one = compiled.bind_backward(
+            self.signal_np, tuple(v.numpy() for v in self.fresh_views[0]), 0.0
+        )
+        self._update_one = OneStreamUpdate(
+            tuple(self.params_np), tuple(self.views_np), self.z_np[0], self.extra_params,
+            None if self.extra_params is None else self.extra_z[0], self.extra_lr_scale,
+        )
 
     def attach_extra(self, params: np.ndarray, grad: np.ndarray, lr_scale: float = 1.0) -> None:
         """Train ``params`` ``[P]`` (updated in place) with this group; ``grad`` ``[B, P]`` holds their
@@ -74,6 +102,7 @@ class TraceGroup:
         self.extra_params, self.extra_grad = params, grad
         self.extra_z = np.zeros(grad.shape)
         self.extra_lr_scale = float(lr_scale)
+        self._bind_compiled()
 
     def _stream_views(self, flat: Tensor, sizes: list[int]) -> list[list[Tensor]]:
         return [
@@ -86,6 +115,10 @@ class TraceGroup:
         return self.engine.batch_size
 
     def _backward(self, target: list[list[Tensor]], decay: float, rows: np.ndarray | None) -> None:
+        bound = self._accumulate_one if target is self.views else self._fresh_one
+        if bound is not None:
+            bound()
+            return
         if self.batch_size == 1:
             self.engine.backward(self.signal_np if self._numpy else self.signal, target[0], decay)
             return
@@ -103,8 +136,11 @@ class TraceGroup:
         """
         self._backward(self.views, self.decay, None)
         if self.extra_grad is not None:
-            self.extra_z *= self.decay
-            self.extra_z += self.extra_grad
+            if self._extra_accumulate is not None:
+                self._extra_accumulate()
+            else:
+                self.extra_z *= self.decay
+                self.extra_z += self.extra_grad
 
     def compute_fresh(self, rows: np.ndarray | None = None) -> None:
         """``fresh_b <- g_b`` right after a step (for the streams in ``rows``, default all), to be added
@@ -113,6 +149,9 @@ class TraceGroup:
 
     def absorb(self) -> None:
         """``z <- decay * z + fresh`` (the score saved by :meth:`compute_fresh`)."""
+        if self._absorb is not None:
+            self._absorb()
+            return
         if self._numpy:
             self.z_np *= self.decay
             self.z_np += self.fresh_np
@@ -141,6 +180,8 @@ class TraceGroup:
 
     def apply_one(self, delta: float) -> tuple[float, float]:
         """:meth:`apply` for a single stream with plain floats; returns ``(step size, ||z||_1)``."""
+        if self._update_one is not None:  # norm, step size and both updates in one compiled call
+            return self._update_one(self.lr, self.kappa, delta)
         extra = self.extra_params
         extra_l1 = float(np.abs(self.extra_z).sum()) if extra is not None else 0.0
         if self._numpy:

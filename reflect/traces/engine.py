@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reflect.kernels import INSTALL_HINT, compiled_available, compiled_enabled
+from reflect.kernels.network import CompiledNetworkKernels
 from reflect.spiking.encoders import DirectEncoder
 from reflect.spiking.layers import LeakyReadout, PackedLinear
 from reflect.spiking.network import NetworkState, SpikingNetwork
@@ -118,6 +120,10 @@ class TraceEngine:
         numpy_path: run the numpy kernels of :mod:`reflect.traces.numpy_path` (``None``: when the
             configuration allows it and every weight matrix has at most ``NUMPY_PATH_MAX_WEIGHTS``
             entries - beyond that torch's fused kernels win; ``False``: always the torch kernels).
+        compiled: on the numpy path, run the whole network as one compiled call per step and per
+            backward pass (:mod:`reflect.kernels.network`, needs ``numba``). ``None``: whenever numba
+            imports and ``REFLECT_COMPILED`` is not ``0``; ``True``: required (an error without numba or
+            without the numpy path); ``False``: never.
 
     ``step`` returns a view of an internal buffer that the next ``step`` overwrites.
     """
@@ -131,6 +137,7 @@ class TraceEngine:
         alpha_x: float | None = None,
         alpha_f: float = 0.0,
         numpy_path: bool | None = None,
+        compiled: bool | None = None,
     ) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown trace algorithm {algorithm!r}: choose one of {', '.join(ALGORITHMS)}")
@@ -176,8 +183,20 @@ class TraceEngine:
             )
         small = all(m.packed.numel() <= NUMPY_PATH_MAX_WEIGHTS for m in modules)
         self.numpy_path = supported and (numpy_path is True or (numpy_path is None and small))
+        if compiled and not self.numpy_path:
+            raise ValueError(
+                "compiled=True runs on the numpy path only (LIF layers with a detached reset, fixed "
+                "beta/theta, pp-prop traces with alpha_f=0, a direct encoder, CPU tensors, numpy_path "
+                "not False); pass compiled=None to choose automatically"
+            )
+        if compiled and not compiled_available():
+            raise ImportError(INSTALL_HINT)
+        use_compiled = compiled if compiled is not None else compiled_enabled()
+        self.compiled: CompiledNetworkKernels | None = (
+            CompiledNetworkKernels(self) if self.numpy_path and use_compiled else None
+        )
         self._input_np = self.input.numpy() if self.numpy_path else None
-        self._np_slots: list[np.ndarray] = []
+        self._np_slots: tuple[np.ndarray, ...] = ()
         self.correction = ref.new_zeros(batch_size, 1)  # c_t = 1 - alpha_f^(n+1), per stream
         self.inv_correction = ref.new_ones(batch_size, 1)
         self._keep = ref.new_ones(batch_size, 1)
@@ -218,6 +237,8 @@ class TraceEngine:
                     f"got {tuple(obs.shape)}"
                 )
             self._input_np[...] = obs
+            if self.compiled is not None:
+                return self.compiled.forward(traces)
             for layer in self.layers:
                 layer.numpy_kernels.forward(traces)  # type: ignore[union-attr]
             return self.readout.forward_numpy(traces)
@@ -245,6 +266,9 @@ class TraceEngine:
             upstream = layer.backward(upstream, slot, decay, inv_c)
 
     def _backward_numpy(self, signal: np.ndarray, decay: float) -> None:
+        if self.compiled is not None:
+            self.compiled.backward(signal, self._np_slots, decay)
+            return
         upstream: np.ndarray | None = self.readout.backward_numpy(signal, self._np_slots[-1], decay)
         for i in range(len(self.layers) - 1, -1, -1):
             kernels = self.layers[i].numpy_kernels
@@ -344,7 +368,7 @@ class TraceEngine:
                 index += 1
         self._slots = slots
         self._bound_grads = grads
-        self._np_slots = [g.detach().numpy() for g in grads] if self.numpy_path else []
+        self._np_slots = tuple(g.detach().numpy() for g in grads) if self.numpy_path else ()
 
     def _gradient_names(self) -> dict[str, tuple[int, int | None, int | None]]:
         names: dict[str, tuple[int, int | None, int | None]] = {}
