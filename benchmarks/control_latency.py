@@ -9,11 +9,18 @@ not timed):
 * ``frozen act``: after ``agent.freeze()`` (actor only, no traces);
 * reference: an eager-PyTorch 64-64 tanh MLP forward under ``torch.no_grad`` in the same run.
 
-Median, p99 and max over ``--steps`` calls, repeated ``--repeats`` times (the median of each statistic
-over repeats is printed). Targets: ``act`` p99 <= 100 us and ``act + observe`` p99 <= 250 us.
-The garbage collector is paused while timing, as a control loop would run (``--gc`` keeps it on).
+Each is measured with the compiled kernels (``reflect.kernels``, when numba is installed) and with the
+numpy path (``REFLECT_COMPILED=0``), side by side. Median, p99 and max over ``--steps`` calls, repeated
+``--repeats`` times (the median of each statistic over repeats is printed). Targets: ``act`` p99 <= 100
+us and ``act + observe`` p99 <= 250 us. The garbage collector is paused while timing, as a control
+loop would run (``--gc`` keeps it on).
+
+Calls run back to back by default. ``--gap-us G`` busy-waits G microseconds before every timed call,
+as a control loop at a fixed rate does between ticks: on a shared virtual machine a step then finds
+less of its code and data in the caches and takes longer (see the README's control-loop section).
 
     python benchmarks/control_latency.py
+    python benchmarks/control_latency.py --gap-us 1000          # at a 1 kHz cadence
     python benchmarks/control_latency.py --env HalfCheetah-v5 --steps 20000
 """
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 from collections.abc import Callable
 from time import perf_counter_ns
@@ -31,6 +39,7 @@ import torch
 
 from reflect.agents import Reflect
 from reflect.agents.config import load_reflect_config
+from reflect.kernels import INSTALL_HINT, compiled_available
 
 
 def record_observations(env_id: str, steps: int, seed: int = 0) -> np.ndarray:
@@ -48,17 +57,30 @@ def record_observations(env_id: str, steps: int, seed: int = 0) -> np.ndarray:
     return np.stack(out)
 
 
-def time_calls(call: Callable[[int], None], steps: int, keep_gc: bool) -> np.ndarray:
-    """Durations in microseconds of ``call(i)`` for ``i < steps``."""
+def busy_wait(ns: int) -> None:
+    """Spin (without sleeping) for ``ns`` nanoseconds."""
+    end = perf_counter_ns() + ns
+    while perf_counter_ns() < end:
+        pass
+
+
+def time_calls(call: Callable[[int], None], steps: int, keep_gc: bool, gap_ns: int = 0,
+               after: Callable[[int], None] | None = None) -> np.ndarray:
+    """Durations in microseconds of ``call(i)`` for ``i < steps`` (``after(i)`` runs untimed after each,
+    ``gap_ns`` of busy waiting before each)."""
     durations = np.zeros(steps)
     if not keep_gc:
         gc.collect()
         gc.disable()
     try:
         for i in range(steps):
+            if gap_ns:
+                busy_wait(gap_ns)
             start = perf_counter_ns()
             call(i)
             durations[i] = perf_counter_ns() - start
+            if after is not None:
+                after(i)
     finally:
         gc.enable()
     return durations / 1000.0
@@ -66,6 +88,44 @@ def time_calls(call: Callable[[int], None], steps: int, keep_gc: bool) -> np.nda
 
 def stats(durations: np.ndarray) -> tuple[float, float, float]:
     return float(np.median(durations)), float(np.percentile(durations, 99)), float(durations.max())
+
+
+def make_agent(env_id: str, compiled: bool) -> Reflect:
+    """The default agent of ``env_id`` with the compiled kernels on or off."""
+    previous = os.environ.get("REFLECT_COMPILED")
+    os.environ["REFLECT_COMPILED"] = "1" if compiled else "0"
+    try:
+        return Reflect(env_id, load_reflect_config(env_id), seed=0)
+    finally:
+        if previous is None:
+            del os.environ["REFLECT_COMPILED"]
+        else:
+            os.environ["REFLECT_COMPILED"] = previous
+
+
+def agent_rows(agent: Reflect, observations: np.ndarray, args: argparse.Namespace, suffix: str,
+               rows: dict[str, list[tuple[float, float, float]]]) -> None:
+    """One repeat of the three agent measurements, appended to ``rows``."""
+    n, gap = len(observations), args.gap_us * 1000
+
+    def act(i: int) -> None:
+        agent.act(observations[i % n])
+
+    def observe(i: int) -> None:
+        agent.observe(-1.0, False, False, observations[(i + 1) % n])
+
+    def act_observe(i: int) -> None:
+        act(i)
+        observe(i)
+
+    agent.unfreeze()
+    # act must alternate with observe: observe runs after each act, outside the timed window
+    rows.setdefault(f"act{suffix}", []).append(stats(time_calls(act, args.steps, args.gc, gap, observe)))
+    rows.setdefault(f"act + observe{suffix}", []).append(
+        stats(time_calls(act_observe, args.steps, args.gc, gap))
+    )
+    agent.freeze()
+    rows.setdefault(f"frozen act{suffix}", []).append(stats(time_calls(act, args.steps, args.gc, gap)))
 
 
 def main() -> None:
@@ -76,43 +136,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2_000)
+    parser.add_argument("--gap-us", type=int, default=0, help="busy-wait before every timed call (us)")
     parser.add_argument("--gc", action="store_true", help="keep the garbage collector on while timing")
+    parser.add_argument("--kernels", choices=("both", "compiled", "numpy"), default="both",
+                        help="which step implementations to time (default: both, if numba is installed)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     observations = record_observations(args.env, args.steps)
     n = len(observations)
-    agent = Reflect(args.env, load_reflect_config(args.env), seed=0)
+    kinds = ["compiled", "numpy"] if args.kernels == "both" else [args.kernels]
+    if not compiled_available():
+        if args.kernels == "compiled":
+            raise SystemExit(f"--kernels compiled: {INSTALL_HINT}")
+        kinds = ["numpy"]
+    agents = {kind: make_agent(args.env, kind == "compiled") for kind in kinds}
+    agent = agents[kinds[0]]
     net = agent.config.network
     spaces = agent.spaces
     print(f"{args.env}: obs {spaces.obs_dim}, actions {spaces.num_actions} ({spaces.action_kind}), "
-          f"hidden {list(net.hidden)} {net.neuron}, one thread, {args.steps:,} calls x {args.repeats}")
-
-    # time act alone: observe runs too (act must alternate with it) but outside the timed window
-    def act_only(steps: int) -> np.ndarray:
-        durations = np.zeros(steps)
-        if not args.gc:
-            gc.collect()
-            gc.disable()
-        try:
-            for i in range(steps):
-                start = perf_counter_ns()
-                agent.act(observations[i % n])
-                durations[i] = perf_counter_ns() - start
-                agent.observe(-1.0, False, False, observations[(i + 1) % n])
-        finally:
-            gc.enable()
-        return durations / 1000.0
-
-    def act_observe(i: int) -> None:
-        agent.act(observations[i % n])
-        agent.observe(-1.0, False, False, observations[(i + 1) % n])
-
-    def frozen_act(i: int) -> None:
-        agent.act(observations[i % n])
+          f"hidden {list(net.hidden)} {net.neuron}, one thread, {args.steps:,} calls x {args.repeats}, "
+          f"{'back to back' if not args.gap_us else f'{args.gap_us} us busy wait before each call'}")
 
     mlp = torch.nn.Sequential(
-        torch.nn.Linear(agent.spaces.obs_dim, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
-        torch.nn.Linear(64, agent.spaces.num_actions),
+        torch.nn.Linear(spaces.obs_dim, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
+        torch.nn.Linear(64, spaces.num_actions),
     )
     inputs = torch.as_tensor(observations, dtype=torch.float32)
 
@@ -120,28 +167,32 @@ def main() -> None:
         with torch.no_grad():
             mlp(inputs[i % n : i % n + 1]).numpy()
 
-    act_observe(0)
-    time_calls(act_observe, args.warmup, True)
-    names = ("act", "act + observe", "frozen act", "eager MLP 64-64")
-    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+    for each in agents.values():  # compile (or load the compiled code) and warm up
+        for i in range(args.warmup):
+            each.act(observations[i % n])
+            each.observe(-1.0, False, False, observations[(i + 1) % n])
+    rows: dict[str, list[tuple[float, float, float]]] = {}
     for _ in range(args.repeats):
-        agent.unfreeze()
-        rows["act"].append(stats(act_only(args.steps)))
-        rows["act + observe"].append(stats(time_calls(act_observe, args.steps, args.gc)))
-        agent.freeze()
-        rows["frozen act"].append(stats(time_calls(frozen_act, args.steps, args.gc)))
-        rows["eager MLP 64-64"].append(stats(time_calls(mlp_forward, args.steps, args.gc)))
-    print(f"{'':<18} {'median us':>10} {'p99 us':>10} {'max us':>10}   (medians over {args.repeats} repeats)")
-    for name, values in rows.items():
-        median, p99, worst = (statistics.median(v[k] for v in values) for k in range(3))
-        print(f"{name:<18} {median:>10.1f} {p99:>10.1f} {worst:>10.1f}")
-    act_p99 = statistics.median(v[1] for v in rows["act"])
-    step_p99 = statistics.median(v[1] for v in rows["act + observe"])
-    reference = statistics.median(v[0] for v in rows["eager MLP 64-64"])
-    print(f"act p99 {act_p99:.1f} us (target <= 100): {'met' if act_p99 <= 100 else 'NOT met'}; "
-          f"act + observe p99 {step_p99:.1f} us (target <= 250): {'met' if step_p99 <= 250 else 'NOT met'}")
-    act_median = statistics.median(v[0] for v in rows["act"])
-    print(f"act median / eager MLP forward median: {act_median / reference:.2f}")
+        for kind, each in agents.items():
+            agent_rows(each, observations, args, f" ({kind})", rows)
+        rows.setdefault("eager MLP 64-64", []).append(
+            stats(time_calls(mlp_forward, args.steps, args.gc, args.gap_us * 1000))
+        )
+    print(f"{'':<26} {'median us':>10} {'p99 us':>10} {'max us':>10}   (medians over {args.repeats} repeats)")
+    summary = {name: tuple(statistics.median(v[k] for v in values) for k in range(3))
+               for name, values in rows.items()}
+    for name, (median, p99, worst) in summary.items():
+        print(f"{name:<26} {median:>10.1f} {p99:>10.1f} {worst:>10.1f}")
+    reference = summary["eager MLP 64-64"][0]
+    for kind in kinds:
+        act_p99, step_p99 = summary[f"act ({kind})"][1], summary[f"act + observe ({kind})"][1]
+        print(f"{kind}: act p99 {act_p99:.1f} us (target <= 100): {'met' if act_p99 <= 100 else 'NOT met'}; "
+              f"act + observe p99 {step_p99:.1f} us (target <= 250): "
+              f"{'met' if step_p99 <= 250 else 'NOT met'}; "
+              f"act median / eager MLP forward median: {summary[f'act ({kind})'][0] / reference:.2f}")
+    if len(kinds) == 2:
+        ratio = summary["act + observe (numpy)"][0] / summary["act + observe (compiled)"][0]
+        print(f"act + observe median, numpy / compiled: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
