@@ -44,6 +44,7 @@ from reflect.envs import (
     make_env,
     read_episode_statistics,
 )
+from reflect.kernels.policy import FusedGaussianAct
 from reflect.learning.heads import CategoricalHead, GaussianHead, PolicyHead
 from reflect.learning.reflect_learner import ReflectLearner
 from reflect.spiking.network import NetworkState
@@ -152,6 +153,7 @@ class Reflect:
             ObservationNormalizer((obs_dim,), clip=norm.obs_clip) if norm.observations else None
         )
         self.reward_scaler = RewardScaler(self.num_envs, self.config.learner.gamma) if norm.rewards else None
+        self._fused_act = self._fused_gaussian_act()
         self._inputs = torch.zeros(self.num_envs, obs_dim)
         self._inputs_np = self._inputs.numpy()
         self._delta = np.zeros(self.num_envs)  # what observe() returns, for one stream
@@ -163,6 +165,16 @@ class Reflect:
         self._log_to_logger = False
         self._learn_start_steps = 0
         self.start_time = time.time()
+
+    def _fused_gaussian_act(self) -> FusedGaussianAct | None:
+        """The whole single-stream act as one compiled call, where every part of it is compiled."""
+        engine, head, normalizer = self.learner.actor_engine, self.head, self.obs_normalizer
+        if (
+            self.num_envs != 1 or engine.compiled is None or not isinstance(head, GaussianHead)
+            or not head.compiled or (normalizer is not None and not normalizer.compiled)
+        ):
+            return None
+        return FusedGaussianAct(normalizer, engine, head)
 
     def _env_id_from_vector(self) -> str | None:
         envs = getattr(self.env, "envs", None)
@@ -208,8 +220,16 @@ class Reflect:
         bounds) or ``[N]`` / ``[N, A]``. Arrays are buffers reused by the next call: copy one to keep it.
         """
         array, single = self._stream_obs(obs)
-        self._normalize(array, update=not self.learner.frozen, out=self._inputs_np)
-        actions = self.learner.act(self._inputs_np)
+        fused = self._fused_act
+        if fused is not None:  # one stream, one compiled call (see reflect.kernels.policy)
+            fused.row[...] = array
+            actions = self.learner.act_fused(fused)
+            if actions is None:  # a NaN or inf: raise the normaliser's error naming it
+                self._normalize(array, update=False, out=self._inputs_np)
+                raise FloatingPointError(f"non-finite observation {array.tolist()}")
+        else:
+            self._normalize(array, update=not self.learner.frozen, out=self._inputs_np)
+            actions = self.learner.act(self._inputs_np)
         if single:
             return actions[0] if self.continuous else int(actions[0])
         return actions

@@ -2,8 +2,10 @@
 
 For a 4 -> H -> H -> 2 LIF network (H = 128, 512, 2048) it measures, in microseconds per step:
 
-* ``forward``         - inference only (``engine.step(obs, traces=False)``, numpy fast path),
-* ``pp-prop``         - forward + pp-prop traces + gradients of every parameter (the numpy fast path),
+* ``forward``         - inference only (``engine.step(obs, traces=False)``, the default kernels),
+* ``pp-prop``         - forward + pp-prop traces + gradients of every parameter (the default kernels:
+                        compiled where numba is installed and the network is small enough, else numpy),
+* ``pp-numpy``        - the same on the numpy fast path (``compiled=False``),
 * ``pp-torch``        - the same on the torch kernels (``numpy_path=False``),
 * ``d-rtrl``          - forward + D-RTRL traces + gradients,
 * ``reference``       - one forward + backward + SGD step of an eager-autograd ReLU MLP of the same shape,
@@ -44,10 +46,11 @@ def time_steps(step: Callable[[], object], steps: int, repeats: int, warmup: int
     return samples
 
 
-def engine_step(hidden: int, algorithm: str | None, numpy_path: bool | None = None) -> Callable[[], object]:
+def engine_step(hidden: int, algorithm: str | None, numpy_path: bool | None = None,
+                compiled: bool | None = None) -> Callable[[], object]:
     torch.manual_seed(0)
     net = SpikingNetwork(OBS, ACTIONS, hidden=(hidden, hidden))
-    engine = TraceEngine(net, 1, algorithm=algorithm or "pp-prop", numpy_path=numpy_path)
+    engine = TraceEngine(net, 1, algorithm=algorithm or "pp-prop", numpy_path=numpy_path, compiled=compiled)
     grads = engine.zeros_like_gradients()
     obs, signal = torch.randn(1, OBS), torch.randn(1, ACTIONS)
     if algorithm is None:
@@ -95,6 +98,7 @@ def main() -> None:
             "reference": reference_step(hidden),
             "forward": engine_step(hidden, None),
             "pp-prop": engine_step(hidden, "pp-prop"),
+            "pp-numpy": engine_step(hidden, "pp-prop", compiled=False),
             "pp-torch": engine_step(hidden, "pp-prop", numpy_path=False),
             "d-rtrl": engine_step(hidden, "d-rtrl"),
         }

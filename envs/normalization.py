@@ -58,6 +58,8 @@ def _check_finite(values: np.ndarray, what: str) -> None:
 class RunningMeanStd:
     """Mean, population variance and count of every value fed in, per element of ``shape`` (float64).
 
+    :attr:`mean` and :attr:`var` are updated in place (compiled kernels hold on to them).
+
     Batches are merged with Chan et al.'s parallel update (Welford's for a single row), so the
     statistics equal ``np.mean`` / ``np.var`` of all the rows seen. Before any data: mean 0, var 1.
     """
@@ -87,13 +89,13 @@ class RunningMeanStd:
         elif n == 1:
             delta = batch[0] - self.mean
             mean = self.mean + delta / total
-            self.var = (self.var * self.count + delta * (batch[0] - mean)) / total
-            self.mean = mean
+            self.var[...] = (self.var * self.count + delta * (batch[0] - mean)) / total
+            self.mean[...] = mean
         else:
             delta = batch.mean(axis=0) - self.mean
             m2 = self.var * self.count + batch.var(axis=0) * n + delta * delta * (self.count * n / total)
-            self.mean = self.mean + delta * (n / total)
-            self.var = m2 / total
+            self.mean[...] = self.mean + delta * (n / total)
+            self.var[...] = m2 / total
         self.count = total
 
     def _update_row(self, row: np.ndarray, total: int) -> None:
@@ -112,7 +114,7 @@ class RunningMeanStd:
     def update_scalar(self, value: float) -> float:
         """Add one value (``shape == ()``) in plain floats; returns the new variance."""
         mean, var = _welford_step(float(self.mean), float(self.var), self.count, value)
-        self.mean, self.var, self.count = np.asarray(mean), np.asarray(var), self.count + 1
+        self.mean[...], self.var[...], self.count = mean, var, self.count + 1
         return var
 
     def update_row(self, row: list[float]) -> tuple[list[float], list[float]]:
@@ -144,7 +146,7 @@ class RunningMeanStd:
                 f"RunningMeanStd state has shape {mean.shape} but this one has {self.shape}: load a state "
                 "saved for the same shape"
             )
-        self.mean, self.var, self.count = mean, var, int(state["count"])
+        self.mean[...], self.var[...], self.count = mean, var, int(state["count"])
 
 
 class ObservationNormalizer:

@@ -219,7 +219,8 @@ def test_a_learning_agent_takes_the_same_actions_with_and_without_the_kernels(
     np.testing.assert_allclose(fast_actions, slow_actions, atol=1e-4)
     for a, b in zip(fast.actor.parameters(), slow.actor.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    assert not torch.equal(next(fast.actor.parameters()), next(Reflect("Pendulum-v1", seed=0).actor.parameters()))
+    untrained = Reflect("Pendulum-v1", seed=0)
+    assert not torch.equal(next(fast.actor.parameters()), next(untrained.actor.parameters()))  # it learned
 
 
 def test_the_switch_and_the_missing_package_are_explained(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -240,3 +241,52 @@ def test_the_switch_and_the_missing_package_are_explained(monkeypatch: pytest.Mo
     assert TraceEngine(net, 1).compiled is None  # automatic: falls back to numpy
     with pytest.raises(ValueError, match="numpy path only"):
         TraceEngine(SpikingNetwork(3, 2, hidden=(8,), neuron="alif"), 1, compiled=True)
+
+
+def test_the_fused_act_gives_the_same_bits_as_the_separate_kernels() -> None:
+    """The one-call act (normaliser, actor, head) against the same agent acting through three calls:
+    identical actions, statistics and weights over 400 learning steps with episode ends, then frozen."""
+    fused, separate = Reflect("Pendulum-v1", seed=0), Reflect("Pendulum-v1", seed=0)
+    assert fused._fused_act is not None
+    separate._fused_act = None
+    rng = np.random.default_rng(7)
+    observations = (rng.normal(size=(401, 3)) * [1.0, 1.0, 8.0]).astype(np.float32)
+    for t in range(400):
+        a, b = fused.act(observations[t]), separate.act(observations[t])
+        np.testing.assert_array_equal(a, b)
+        ended = t % 150 == 149
+        fused.observe(-1.0, False, ended, observations[t + 1])
+        separate.observe(-1.0, False, ended, observations[t + 1])
+    for x, y in zip(fused.actor.parameters(), separate.actor.parameters(), strict=True):
+        assert torch.equal(x, y)
+    for x, y in zip(fused.critic.parameters(), separate.critic.parameters(), strict=True):  # type: ignore[union-attr]
+        assert torch.equal(x, y)
+    assert fused.obs_normalizer is not None and separate.obs_normalizer is not None
+    np.testing.assert_array_equal(fused.obs_normalizer.rms.var, separate.obs_normalizer.rms.var)
+    for deterministic in (True, False):
+        fused.freeze(deterministic)
+        separate.freeze(deterministic)
+        for t in range(20):
+            np.testing.assert_array_equal(fused.act(observations[t]), separate.act(observations[t]))
+    # negative control: other normaliser statistics give other network inputs and outputs
+    fused.unfreeze()
+    separate.unfreeze()
+    fused.obs_normalizer.rms.mean[0] += 1.0
+    fused.act(observations[0])
+    separate.act(observations[0])
+    assert fused.learner.actor_out[0, 0] != separate.learner.actor_out[0, 0]
+
+
+def test_the_fused_act_refuses_a_non_finite_observation_and_changes_nothing() -> None:
+    agent = Reflect("Pendulum-v1", seed=0)
+    assert agent._fused_act is not None and agent.obs_normalizer is not None
+    agent.act(np.zeros(3, np.float32))
+    agent.observe(0.0, False, False, np.zeros(3, np.float32))
+    count, mean = agent.obs_normalizer.rms.count, agent.obs_normalizer.rms.mean.copy()
+    weights = [p.clone() for p in agent.actor.parameters()]
+    with pytest.raises(FloatingPointError, match=r"NaN or inf in dimensions \[1\]"):
+        agent.act(np.array([0.0, np.inf, 0.0], np.float32))
+    assert agent.obs_normalizer.rms.count == count
+    np.testing.assert_array_equal(agent.obs_normalizer.rms.mean, mean)
+    assert all(torch.equal(p, q) for p, q in zip(agent.actor.parameters(), weights, strict=True))
+    agent.act(np.zeros(3, np.float32))  # still usable: not left waiting for an observe()

@@ -182,13 +182,17 @@ def test_bad_input_is_a_clear_error() -> None:
 @pytest.mark.parametrize("beta", [0.5, 0.0])
 @pytest.mark.parametrize("readout_decay", [0.0, 0.6])
 @pytest.mark.parametrize("recurrent", [False, True])
-def test_numpy_fast_path_equals_the_torch_kernels(readout_decay: float, recurrent: bool, beta: float) -> None:
-    """The numpy kernels and the torch kernels give the same outputs, states and gradients."""
+@pytest.mark.parametrize("compiled", [False, None])
+def test_numpy_fast_path_equals_the_torch_kernels(
+    readout_decay: float, recurrent: bool, beta: float, compiled: bool | None
+) -> None:
+    """The numpy kernels (and the compiled ones, where numba is installed) and the torch kernels give
+    the same outputs, states and gradients."""
     torch.manual_seed(0)
     net = SpikingNetwork(
         3, 2, hidden=(12, 9), readout_decay=readout_decay, recurrent=recurrent, beta=beta
     ).double()
-    fast = TraceEngine(net, batch_size=2)
+    fast = TraceEngine(net, batch_size=2, compiled=compiled)
     slow = TraceEngine(net, batch_size=2, numpy_path=False)
     assert fast.numpy_path and not slow.numpy_path
     gf, gs = fast.zeros_like_gradients(), slow.zeros_like_gradients()

@@ -202,11 +202,13 @@ class CompiledNetworkKernels:
         # (d, 1 - d, 1) in the weights' dtype, each rounded from float64 as numpy rounds a Python float
         self.readout_scalars = np.array([readout.decay, 1.0 - readout.decay, 1.0], dtype=dtype)
         self.output = readout.np_o if readout.decay > 0.0 else readout.np_y
-        forward_args = (self.zs, self.packeds, self.ys, self.vs, self.psis, self.eps_xs, self.betas,
-                        self.thetas, self.one_minus_betas, self.scalars, self.flags,
-                        (readout.np_packed, readout.np_y, readout.np_o, readout.np_eps), self.readout_scalars)
-        self._forward_traces = bind(_forward, (*forward_args, True))
-        self._forward_plain = bind(_forward, (*forward_args, False))
+        # the arguments of _forward but its last (traces)
+        readout_buffers = (readout.np_packed, readout.np_y, readout.np_o, readout.np_eps)
+        self.forward_args = (self.zs, self.packeds, self.ys, self.vs, self.psis, self.eps_xs, self.betas,
+                             self.thetas, self.one_minus_betas, self.scalars, self.flags, readout_buffers,
+                             self.readout_scalars)
+        self._forward_traces = bind(_forward, (*self.forward_args, True))
+        self._forward_plain = bind(_forward, (*self.forward_args, False))
         weighteds = tuple(k.signal for k in kernels)
         upstreams = (*(k.input_signal for k in kernels[1:]), readout.np_input_signal)
         self._backward_tail = (self.eps_xs, self.psis, self.packeds, self.one_minus_betas, weighteds,

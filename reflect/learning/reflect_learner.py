@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reflect.kernels.policy import FusedGaussianAct
 from reflect.learning.config import LearnerConfig
 from reflect.learning.heads import PolicyHead
 from reflect.learning.trace_group import TraceGroup
@@ -155,21 +156,47 @@ class ReflectLearner:
             self.actor_out = out
             self.actions, env_actions = self.head.sample_for_env(out, self.frozen_deterministic)
             return env_actions
+        self._check_can_act()
+        self._step_pending_critic(obs)
+        out = self.actor_engine.step_array(obs)  # a view of the engine's buffer, valid until the next step
+        self.actor_out = out
+        self.actions, env_actions = self.head.sample_for_env(out, deterministic=False)
+        self._acted()
+        return env_actions
+
+    def act_fused(self, fused: FusedGaussianAct) -> np.ndarray | None:
+        """:meth:`act` for one stream through a :class:`~reflect.kernels.policy.FusedGaussianAct` (the
+        raw observation already in ``fused.row``; it normalises too). ``None``, with nothing changed
+        but the sampler's random state, if the observation is not finite."""
+        learning = not self.frozen
+        if learning:
+            self._check_can_act()
+        if not fused(learning, deterministic=not learning and self.frozen_deterministic):
+            return None
+        self.actor_out = self.actor_engine.compiled.output  # type: ignore[union-attr]
+        self.actions = fused.raw
+        if learning:
+            self._step_pending_critic(fused.inputs)
+            self._acted()
+        return fused.env
+
+    def _check_can_act(self) -> None:
         if self.awaiting_observe:
             raise RuntimeError("act() was called twice without observe(): call observe(...) after each act()")
+
+    def _step_pending_critic(self, obs: Observations) -> None:
+        """At an episode's first step: the critic steps on its first observation."""
         if self._any_pending:
             if self.critic_engine is not None:
                 self._step_critic(obs, self.critic_pending)
             self.critic_pending[:] = False
             self._any_pending = False
-        out = self.actor_engine.step_array(obs)  # a view of the engine's buffer, valid until the next step
-        self.actor_out = out
-        self.actions, env_actions = self.head.sample_for_env(out, deterministic=False)
+
+    def _acted(self) -> None:
         if self.spike_sums:
             for total, spikes in zip(self.spike_sums, self._spike_sources(), strict=True):
                 total.add_(spikes)
         self.awaiting_observe = True
-        return env_actions
 
     def _step_critic(self, obs: Observations, rows: np.ndarray) -> None:
         """Step the critic on ``obs`` for the streams in ``rows`` only; store their ``V``."""
