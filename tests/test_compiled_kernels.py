@@ -23,6 +23,12 @@ from reflect.traces import TraceEngine
 
 pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="numba is not installed")
 
+
+@pytest.fixture(autouse=True)
+def _kernels_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare both paths, whatever REFLECT_COMPILED says for the rest of the suite."""
+    monkeypatch.setenv("REFLECT_COMPILED", "1")
+
 NETWORKS = [
     {"hidden": (12,)},
     {"hidden": (12, 9), "readout_decay": 0.6},
