@@ -48,7 +48,13 @@ from pathlib import Path
 import torch
 
 from reflect.agents import Reflect
-from reflect.commands.common import positive_int
+from reflect.commands.common import (
+    non_negative_microseconds,
+    non_negative_seconds,
+    positive_int,
+    positive_seconds,
+    rate_hz,
+)
 from reflect.envs import make_single_env
 from reflect.runtime import ControlLoop, GymControl, LatencyStat, RealClock, check_rate_hz
 from reflect.runtime.clock import DEFAULT_SPIN_US
@@ -65,36 +71,6 @@ PROC_STAT = Path("/proc/stat")
 
 
 # ----------------------------------------------------------------------------------- arguments
-def _seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _rate(text: str) -> float:
-    """argparse type: a number (its range is checked by ``check_rate_hz``, with the loop's message)."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of ticks per second, got {text!r}") from None
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(
@@ -108,9 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--checkpoint", type=Path, metavar="PATH",
         help="the agent to run (Reflect.load); default: a fresh default agent Reflect(env, seed=0)",
     )
-    parser.add_argument("--rate-hz", type=_rate, default=TARGET_RATE_HZ, metavar="HZ",
+    parser.add_argument("--rate-hz", type=rate_hz, default=TARGET_RATE_HZ, metavar="HZ",
                         help=f"ticks per second, up to 10000 (default: {TARGET_RATE_HZ:g})")
-    parser.add_argument("--duration", type=_seconds, default=TARGET_SECONDS, metavar="SECONDS",
+    parser.add_argument("--duration", type=positive_seconds, default=TARGET_SECONDS, metavar="SECONDS",
                         help=f"length of each phase (empty loop, agent loop) of a round (default: "
                         f"{TARGET_SECONDS:g})")
     parser.add_argument("--rounds", type=positive_int, default=2, metavar="N",
@@ -122,11 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run both loops with real-time scheduling (Linux SCHED_FIFO, 1-99; needs the permission)",
     )
     parser.add_argument(
-        "--spin-us", type=_non_negative, default=DEFAULT_SPIN_US, metavar="US",
+        "--spin-us", type=non_negative_microseconds, default=DEFAULT_SPIN_US, metavar="US",
         help=f"busy-wait the last US microseconds before each tick instead of sleeping, in both loops "
         f"(default: {DEFAULT_SPIN_US:g}, as reflect run)",
     )
-    parser.add_argument("--warmup", type=_non_negative, default=0.5, metavar="SECONDS",
+    parser.add_argument("--warmup", type=non_negative_seconds, default=0.5, metavar="SECONDS",
                         help="untimed agent-loop run before the first round (default: 0.5; 0: none)")
     return parser.parse_args(argv)
 
@@ -176,6 +152,7 @@ class PhaseResult:
 
     @property
     def miss_percent(self) -> float:
+        """Deadline misses as a percentage of the ticks."""
         return 100.0 * self.misses / self.ticks if self.ticks else 0.0
 
 
@@ -334,6 +311,7 @@ def print_round(number: int, empty: PhaseResult, agent: PhaseResult) -> None:
 
 
 def _median(values: list[float | None]) -> float | None:
+    """The median of the values that are there (None where none is)."""
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
 

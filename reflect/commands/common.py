@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _integer_at_least(text: str, minimum: int, kind: str) -> int:
@@ -23,3 +24,47 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _integer_at_least(text, 0, "non-negative")
+
+
+def _finite_float(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite {what}, got {text}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    value = _finite_float(text, "number of seconds")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
+def _non_negative(text: str, unit: str) -> float:
+    value = _finite_float(text, f"number of {unit}")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of {unit} >= 0, got {text}")
+    return value
+
+
+def non_negative_microseconds(text: str) -> float:
+    """argparse type: a finite number of microseconds >= 0."""
+    return _non_negative(text, "microseconds")
+
+
+def non_negative_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    return _non_negative(text, "seconds")
+
+
+def rate_hz(text: str) -> float:
+    """argparse type: a number of ticks per second (its range is checked by the control loop, with the
+    loop's own message)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of ticks per second, got {text!r}") from None

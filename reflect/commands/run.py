@@ -18,39 +18,17 @@ Without --duration or --steps the loop runs until one of them.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from reflect.commands.common import non_negative_int, positive_int
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of microseconds, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of microseconds >= 0, got {text}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        return float(text)  # checked in run(), with the loop's own message
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of ticks per second, got {text!r}") from None
+from reflect.commands.common import (
+    non_negative_int,
+    non_negative_microseconds,
+    positive_int,
+    positive_seconds,
+    rate_hz,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -65,15 +43,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--env", metavar="ENV_ID", help="Gymnasium env id (default: the checkpoint's; must match it)"
     )
     run_parser.add_argument(
-        "--rate-hz", type=_rate, metavar="HZ",
+        "--rate-hz", type=rate_hz, metavar="HZ",
         help="ticks per second, up to 10000 (default: the env's real-time rate, e.g. 50 for CartPole-v1)",
     )
     length = run_parser.add_mutually_exclusive_group()
-    length.add_argument("--duration", type=_positive_seconds, metavar="SECONDS", help="run this long")
+    length.add_argument("--duration", type=positive_seconds, metavar="SECONDS", help="run this long")
     length.add_argument("--steps", type=positive_int, metavar="N", help="run this many ticks")
     run_parser.add_argument("--learn", action="store_true", help="keep learning online (default: frozen)")
     run_parser.add_argument(
-        "--checkpoint-every", type=_positive_seconds, metavar="SECONDS",
+        "--checkpoint-every", type=positive_seconds, metavar="SECONDS",
         help="with --learn: also save every SECONDS (written in the background)",
     )
     run_parser.add_argument(
@@ -92,7 +70,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="run the loop with real-time scheduling (Linux SCHED_FIFO, 1-99; needs the permission)",
     )
     run_parser.add_argument(
-        "--spin-us", type=_non_negative_float, default=None, metavar="US",
+        "--spin-us", type=non_negative_microseconds, default=None, metavar="US",
         help="busy-wait the last US microseconds before each tick instead of sleeping (default: 200; "
         "a value of at least the period spins the whole time: one core busy, but the agent's code "
         "stays warm in the CPU caches)",
