@@ -44,6 +44,7 @@ from reflect.envs import (
     make_env,
     read_episode_statistics,
 )
+from reflect.kernels.observe import FusedObserve
 from reflect.kernels.policy import FusedGaussianAct
 from reflect.learning.heads import CategoricalHead, GaussianHead, PolicyHead
 from reflect.learning.reflect_learner import ReflectLearner
@@ -153,7 +154,7 @@ class Reflect:
             ObservationNormalizer((obs_dim,), clip=norm.obs_clip) if norm.observations else None
         )
         self.reward_scaler = RewardScaler(self.num_envs, self.config.learner.gamma) if norm.rewards else None
-        self._fused_act = self._fused_gaussian_act()
+        self._fused_act, self._fused_observe = self._fused_steps()
         self._inputs = torch.zeros(self.num_envs, obs_dim)
         self._inputs_np = self._inputs.numpy()
         self._delta = np.zeros(self.num_envs)  # what observe() returns, for one stream
@@ -166,15 +167,19 @@ class Reflect:
         self._learn_start_steps = 0
         self.start_time = time.time()
 
-    def _fused_gaussian_act(self) -> FusedGaussianAct | None:
-        """The whole single-stream act as one compiled call, where every part of it is compiled."""
-        engine, head, normalizer = self.learner.actor_engine, self.head, self.obs_normalizer
+    def _fused_steps(self) -> tuple[FusedGaussianAct | None, FusedObserve | None]:
+        """The whole single-stream act, and observe, as one compiled call each, where every part of
+        them is compiled (a continuous agent; observe also needs the critic)."""
+        learner, head, normalizer = self.learner, self.head, self.obs_normalizer
         if (
-            self.num_envs != 1 or engine.compiled is None or not isinstance(head, GaussianHead)
+            self.num_envs != 1 or learner.actor_engine.compiled is None or not isinstance(head, GaussianHead)
             or not head.compiled or (normalizer is not None and not normalizer.compiled)
         ):
-            return None
-        return FusedGaussianAct(normalizer, engine, head)
+            return None, None
+        act = FusedGaussianAct(normalizer, learner.actor_engine, head)
+        critic = learner.critic_engine
+        observe = FusedObserve(normalizer, learner) if critic is not None and critic.compiled else None
+        return act, observe
 
     def _env_id_from_vector(self) -> str | None:
         envs = getattr(self.env, "envs", None)
@@ -260,6 +265,15 @@ class Reflect:
         if not self.learner.frozen:
             if self.reward_scaler is not None:
                 reward = self.reward_scaler.scale_one(reward, terminated or truncated)
+            fused = self._fused_observe
+            if fused is not None:  # one compiled call (see reflect.kernels.observe)
+                fused.row[...] = array
+                delta = self.learner.observe_fused(fused, reward, terminated, truncated)
+                if delta is None:  # a NaN or inf: raise the normaliser's error naming it
+                    self._normalize(array, update=False, out=self._inputs_np)
+                    raise FloatingPointError(f"non-finite observation {array.tolist()}")
+                self._delta[0] = delta
+                return self._delta
             self._normalize(array, update=False, out=self._inputs_np)
         self._delta[0] = self.learner.observe_one(reward, terminated, truncated, self._inputs_np)
         return self._delta

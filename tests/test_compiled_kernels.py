@@ -249,26 +249,32 @@ def test_the_switch_and_the_missing_package_are_explained(monkeypatch: pytest.Mo
         TraceEngine(SpikingNetwork(3, 2, hidden=(8,), neuron="alif"), 1, compiled=True)
 
 
-def test_the_fused_act_gives_the_same_bits_as_the_separate_kernels() -> None:
-    """The one-call act (normaliser, actor, head) against the same agent acting through three calls:
-    identical actions, statistics and weights over 400 learning steps with episode ends, then frozen."""
+def test_the_fused_act_and_observe_give_the_same_bits_as_the_separate_kernels() -> None:
+    """The one-call act (normaliser, actor, head) and observe (critic, scores, traces, both updates)
+    against the same agent going through the separate calls: identical actions, statistics and weights
+    over 400 learning steps with episode ends, then frozen."""
     fused, separate = Reflect("Pendulum-v1", seed=0), Reflect("Pendulum-v1", seed=0)
-    assert fused._fused_act is not None
-    separate._fused_act = None
+    assert fused._fused_act is not None and fused._fused_observe is not None
+    separate._fused_act = separate._fused_observe = None
     rng = np.random.default_rng(7)
     observations = (rng.normal(size=(401, 3)) * [1.0, 1.0, 8.0]).astype(np.float32)
     for t in range(400):
         a, b = fused.act(observations[t]), separate.act(observations[t])
         np.testing.assert_array_equal(a, b)
         ended = t % 150 == 149
-        fused.observe(-1.0, False, ended, observations[t + 1])
-        separate.observe(-1.0, False, ended, observations[t + 1])
+        reward = -float(observations[t, 0] ** 2)
+        delta = fused.observe(reward, t == 320, ended, observations[t + 1])[0]
+        assert delta == separate.observe(reward, t == 320, ended, observations[t + 1])[0]
     for x, y in zip(fused.actor.parameters(), separate.actor.parameters(), strict=True):
         assert torch.equal(x, y)
     for x, y in zip(fused.critic.parameters(), separate.critic.parameters(), strict=True):  # type: ignore[union-attr]
         assert torch.equal(x, y)
     assert fused.obs_normalizer is not None and separate.obs_normalizer is not None
     np.testing.assert_array_equal(fused.obs_normalizer.rms.var, separate.obs_normalizer.rms.var)
+    assert torch.equal(fused.learner.actor.z, separate.learner.actor.z)
+    assert torch.equal(fused.learner.critic.fresh, separate.learner.critic.fresh)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(fused.head.log_std_np, separate.head.log_std_np)  # type: ignore[attr-defined]
+    assert fused.learner.stats.pop() == separate.learner.stats.pop()
     for deterministic in (True, False):
         fused.freeze(deterministic)
         separate.freeze(deterministic)
@@ -296,3 +302,22 @@ def test_the_fused_act_refuses_a_non_finite_observation_and_changes_nothing() ->
     np.testing.assert_array_equal(agent.obs_normalizer.rms.mean, mean)
     assert all(torch.equal(p, q) for p, q in zip(agent.actor.parameters(), weights, strict=True))
     agent.act(np.zeros(3, np.float32))  # still usable: not left waiting for an observe()
+
+
+def test_the_fused_observe_refuses_non_finite_input_as_the_learner_does() -> None:
+    agent = Reflect("Pendulum-v1", seed=0)
+    assert agent._fused_observe is not None
+    zeros = np.zeros(3, np.float32)
+    agent.act(zeros)
+    weights = [p.clone() for p in agent.actor.parameters()]
+    with pytest.raises(FloatingPointError, match=r"NaN or inf in dimensions \[0\]"):
+        agent.observe(0.0, False, False, np.array([np.nan, 0.0, 0.0], np.float32))
+    assert all(torch.equal(p, q) for p, q in zip(agent.actor.parameters(), weights, strict=True))
+    agent.observe(0.0, False, False, zeros)  # the step can still be completed
+    agent.act(zeros)
+    agent.reward_scaler = None  # let the NaN reach the learner
+    weights = [p.clone() for p in [*agent.actor.parameters(), *agent.critic.parameters()]]  # type: ignore[union-attr]
+    with pytest.raises(FloatingPointError, match="non-finite reward prediction error"):
+        agent.observe(float("nan"), False, False, zeros)
+    after = [*agent.actor.parameters(), *agent.critic.parameters()]  # type: ignore[union-attr]
+    assert all(torch.equal(p, q) for p, q in zip(after, weights, strict=True))  # refused before any update

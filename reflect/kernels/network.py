@@ -211,7 +211,8 @@ class CompiledNetworkKernels:
         self._forward_plain = bind(_forward, (*self.forward_args, False))
         weighteds = tuple(k.signal for k in kernels)
         upstreams = (*(k.input_signal for k in kernels[1:]), readout.np_input_signal)
-        self._backward_tail = (self.eps_xs, self.psis, self.packeds, self.one_minus_betas, weighteds,
+        # the arguments of _backward after (signal, grads, decay)
+        self.backward_tail = (self.eps_xs, self.psis, self.packeds, self.one_minus_betas, weighteds,
                                upstreams, (readout.np_packed, readout.np_eps), self.readout_scalars)
 
     def forward(self, traces: bool) -> np.ndarray:
@@ -224,13 +225,13 @@ class CompiledNetworkKernels:
 
     def backward(self, signal: np.ndarray, grads: tuple[np.ndarray, ...], decay: float) -> None:
         """Accumulate into ``grads`` (one array per layer, then the readout's; see ``_backward``)."""
-        _backward(signal, grads, self.dtype(decay), *self._backward_tail)
+        _backward(signal, grads, self.dtype(decay), *self.backward_tail)
 
     def bind_backward(
         self, signal: np.ndarray, grads: tuple[np.ndarray, ...], decay: float
     ) -> Callable[[], None]:
         """:meth:`backward` with its arguments fixed (the same buffers every call): a zero-argument call."""
-        return bind(_backward, (signal, grads, self.dtype(decay), *self._backward_tail))
+        return bind(_backward, (signal, grads, self.dtype(decay), *self.backward_tail))
 
 
 def _per_neuron(values: np.ndarray, hidden: int, dtype: np.dtype) -> np.ndarray:

@@ -74,11 +74,10 @@ class OneStreamUpdate:
         self.extra_trace = np.zeros(0) if extra_trace is None else extra_trace
         self.extra_lr_scale = float(extra_lr_scale)
         self.rounding = np.zeros(1, dtype=flat.dtype)
-        self._call = bind(
-            _apply_one,
-            (params, traces, flat, self.extra_params, self.extra_trace, self.rounding, self.extra_lr_scale),
-            (1.0, 1.0, 1.0),
-        )
+        # the arguments of _apply_one before (lr, kappa, delta)
+        self.bound = (params, traces, flat, self.extra_params, self.extra_trace, self.rounding,
+                      self.extra_lr_scale)
+        self._call = bind(_apply_one, self.bound, (1.0, 1.0, 1.0))
 
     def __call__(self, lr: float, kappa: float, delta: float) -> tuple[float, float]:
         """Apply the update for TD error ``delta``; returns ``(step size, l1)``."""

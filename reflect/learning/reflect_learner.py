@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reflect.kernels.observe import BAD_DELTA, BAD_OBSERVATION, FusedObserve
 from reflect.kernels.policy import FusedGaussianAct
 from reflect.learning.config import LearnerConfig
 from reflect.learning.heads import PolicyHead
@@ -36,6 +37,13 @@ from reflect.spiking.network import SpikingNetwork
 from reflect.traces.engine import TraceEngine
 
 Observations = Tensor | np.ndarray  # [B, obs_dim]; numpy arrays avoid a conversion on the numpy path
+
+
+def _bad_delta(delta: float, reward: float) -> FloatingPointError:
+    return FloatingPointError(
+        f"non-finite reward prediction error {delta} (reward {reward}): "
+        "check the environment's rewards and observations"
+    )
 
 
 class LearnerStats:
@@ -276,10 +284,7 @@ class ReflectLearner:
         """The single-stream update in plain floats (the latency-critical path)."""
         delta = self._third_factor(reward, terminated, next_obs)
         if not math.isfinite(delta):
-            raise FloatingPointError(
-                f"non-finite reward prediction error {delta} (reward {reward}): "
-                "check the environment's rewards and observations"
-            )
+            raise _bad_delta(delta, reward)
         weight = self.config.entropy_coef * (1.0 if delta > 0 else -1.0 if delta < 0 else 0.0)
         self._entropy_weight[0] = weight
         self.head.score(self.actor_out, self.actions, self._entropy_weight, self.actor.signal_np)
@@ -287,21 +292,45 @@ class ReflectLearner:
         actor_step, actor_l1 = self.actor.apply_one(delta)
         if self.actor.extra_params is not None:
             self.head.refresh()
-        stats = self.stats
-        if self.critic is not None:
-            critic_step, critic_l1 = self.critic.apply_one(delta)
-            stats.critic_step += critic_step
-            if not math.isfinite(critic_l1):
-                raise FloatingPointError(
-                    "non-finite eligibility trace in the critic: stopping before it spreads"
-                )
+        critic_step, critic_l1 = self.critic.apply_one(delta) if self.critic is not None else (0.0, 0.0)
+        self._record_one(delta, actor_step, actor_l1, critic_step, critic_l1)
+        return delta
+
+    def observe_fused(
+        self, fused: FusedObserve, reward: float, terminated: bool, truncated: bool
+    ) -> float | None:
+        """:meth:`observe_one` through a :class:`~reflect.kernels.observe.FusedObserve` (the raw next
+        observation already in ``fused.row``; it normalises too). ``None``, with nothing changed, if
+        that observation is not finite; the other errors are :meth:`observe_one`'s."""
+        if self.frozen:
+            return self.observe_one(reward, terminated, truncated, fused.row)
+        if not self.awaiting_observe:
+            raise RuntimeError("observe() needs a preceding act() for the same step")
+        status = fused(reward, terminated)
+        if status == BAD_OBSERVATION:
+            return None
+        delta, actor_step, actor_l1, critic_step, critic_l1 = fused.results.tolist()
+        if status == BAD_DELTA:
+            raise _bad_delta(delta, reward)
+        self._record_one(delta, actor_step, actor_l1, critic_step, critic_l1)
+        if terminated or truncated:
+            self.end_episodes(self._one_done)
+        self.awaiting_observe = False
+        return delta
+
+    def _record_one(self, delta: float, actor_step: float, actor_l1: float, critic_step: float,
+                    critic_l1: float) -> None:
+        """Refuse non-finite trace norms (before they spread), then add the step to the statistics."""
+        if not math.isfinite(critic_l1):
+            raise FloatingPointError("non-finite eligibility trace in the critic: stopping before it spreads")
         if not math.isfinite(actor_l1):
             raise FloatingPointError("non-finite eligibility trace in the actor: stopping before it spreads")
+        stats = self.stats
         stats.steps += 1
         stats.abs_td += abs(delta)
         stats.actor_trace_l1 += actor_l1
         stats.actor_step += actor_step
-        return delta
+        stats.critic_step += critic_step
 
     def _observe_many(
         self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, next_obs: Observations

@@ -68,7 +68,8 @@ class TraceGroup:
             self.params_np = [p.detach().numpy() for p in self.params]
             self.views_np = [v.numpy() for v in self.views[0]]
         # compiled single-stream calls bound to these buffers (set up again when extras are attached)
-        self._update_one: OneStreamUpdate | None = None
+        self.compiled_update: OneStreamUpdate | None = None
+        self.fresh_views_np: tuple[np.ndarray, ...] = ()
         self._accumulate_one: Callable[[], None] | None = None
         self._fresh_one: Callable[[], None] | None = None
         self._absorb: Callable[[], None] | None = None
@@ -85,10 +86,9 @@ class TraceGroup:
         if self.batch_size != 1:
             return
         self._accumulate_one = compiled.bind_backward(self.signal_np, tuple(self.views_np), self.decay)
-        self._fresh_one = compiled.bind_backward(
-            self.signal_np, tuple(v.numpy() for v in self.fresh_views[0]), 0.0
-        )
-        self._update_one = OneStreamUpdate(
+        self.fresh_views_np = tuple(v.numpy() for v in self.fresh_views[0])
+        self._fresh_one = compiled.bind_backward(self.signal_np, self.fresh_views_np, 0.0)
+        self.compiled_update = OneStreamUpdate(
             tuple(self.params_np), tuple(self.views_np), self.z_np[0], self.extra_params,
             None if self.extra_params is None else self.extra_z[0], self.extra_lr_scale,
         )
@@ -180,8 +180,8 @@ class TraceGroup:
 
     def apply_one(self, delta: float) -> tuple[float, float]:
         """:meth:`apply` for a single stream with plain floats; returns ``(step size, ||z||_1)``."""
-        if self._update_one is not None:  # norm, step size and both updates in one compiled call
-            return self._update_one(self.lr, self.kappa, delta)
+        if self.compiled_update is not None:  # norm, step size and both updates in one compiled call
+            return self.compiled_update(self.lr, self.kappa, delta)
         extra = self.extra_params
         extra_l1 = float(np.abs(self.extra_z).sum()) if extra is not None else 0.0
         if self._numpy:
