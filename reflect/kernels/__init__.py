@@ -9,11 +9,13 @@ the same order (results agree to rounding; see each module for where, if anywher
   backward pass, in one call each;
 * :mod:`reflect.kernels.updates` - the ObGD-bounded parameter update of one stream;
 * :mod:`reflect.kernels.gaussian` - the Gaussian head's sampling, squashing and score;
-* :mod:`reflect.kernels.normalize` - the running observation normaliser for one observation.
+* :mod:`reflect.kernels.normalize` - the running observation normaliser for one observation;
+* :mod:`reflect.kernels.policy` and :mod:`reflect.kernels.observe` - a continuous agent's whole
+  single-stream ``act`` and ``observe``, each composed of the kernels above in one call.
 
 They are used automatically when numba imports; ``REFLECT_COMPILED=0`` in the environment turns them
 off everywhere (then everything runs on numpy, as without numba). Compiled code is cached on disk after
-the first use, so only the first run after an install pays the compile time (a few seconds).
+the first use, so only the first run after an install pays the compile time (10-20 s here).
 """
 
 from __future__ import annotations
