@@ -41,10 +41,10 @@ DELTA, ACTOR_STEP, ACTOR_L1, CRITIC_STEP, CRITIC_L1 = range(5)
 
 
 @jit
-def _observe(row, mean, var, normalize, clip, epsilon, critic_inputs, critic_forward, critic_output,
-             critic_fresh, critic_absorb, score_args, actor_backward, extra_accumulate, actor_update,
-             refresh_args, critic_update, values, gamma, entropy_coef, entropy_weight, results,
-             count, reward, terminated, actor_lr, actor_kappa, critic_lr, critic_kappa):
+def _observe(row, mean, var, normalize, critic_inputs, critic_forward, critic_output, critic_fresh,
+             critic_absorb, score_args, actor_backward, extra_accumulate, actor_update, refresh_args,
+             critic_update, values, gamma, entropy_coef, entropy_weight, results,
+             count, clip, epsilon, reward, terminated, actor_lr, actor_kappa, critic_lr, critic_kappa):
     if normalize:
         if not _normalize_one(row, mean, var, count, False, clip, epsilon, critic_inputs):
             return BAD_OBSERVATION
@@ -103,10 +103,9 @@ class FusedObserve:
         mean = np.zeros(dims) if normalizer is None else normalizer.rms.mean
         var = np.ones(dims) if normalizer is None else normalizer.rms.var
         config = learner.config
-        clip, epsilon = (1.0, 1e-8) if normalizer is None else (normalizer.clip, normalizer.epsilon)
         mu = learner.actor_engine.compiled.output
         self._call = bind(_observe, (
-            self.row, mean, var, normalizer is not None, clip, epsilon,
+            self.row, mean, var, normalizer is not None,
             compiled_critic.zs[0][0, :dims], compiled_critic.forward_args, compiled_critic.output,
             _backward_args(critic, critic.fresh_views_np, 0.0), _absorb_args(critic),
             (mu, head._raw, head._inv_var, learner._entropy_weight, actor.signal_np, head._grad,
@@ -115,15 +114,19 @@ class FusedObserve:
             actor.compiled_update.bound, (head.log_std_np, *head.log_std_bounds, head._std, head._inv_var),
             critic.compiled_update.bound, learner.values, float(config.gamma), float(config.entropy_coef),
             learner._entropy_weight, self.results,
-        ), (0, 1.0, True, 1.0, 1.0, 1.0, 1.0))
+        ), (0, 1.0, 1.0, 1.0, True, 1.0, 1.0, 1.0, 1.0))
 
     def __call__(self, reward: float, terminated: bool) -> int:
         """The update for ``reward`` and whether the episode ``terminated`` (see the module docstring)."""
         learner = self.learner
         actor, critic = learner.actor, learner.critic
         assert critic is not None
-        count = 0 if self.normalizer is None else self.normalizer.rms.count
-        return int(self._call(count, reward, terminated, actor.lr, actor.kappa, critic.lr, critic.kappa))
+        normalizer = self.normalizer
+        count, clip, epsilon = (0, 1.0, 1.0) if normalizer is None else (
+            normalizer.rms.count, normalizer.clip, normalizer.epsilon
+        )
+        return int(self._call(count, clip, epsilon, float(reward), bool(terminated), actor.lr, actor.kappa,
+                              critic.lr, critic.kappa))
 
 
 def _gaussian(head: object) -> GaussianHead:
