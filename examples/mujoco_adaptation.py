@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--save", type=Path, help="save the trained agent here (to reuse with --checkpoint)")
     parser.add_argument("--rate-hz", type=float, default=500.0, help="control rate (default: %(default)s)")
     parser.add_argument("--before", type=int, default=5, help="episodes before the change (default: 5)")
-    parser.add_argument("--after", type=int, default=60, help="episodes after the change (default: 60)")
+    parser.add_argument("--after", type=int, default=150, help="episodes after the change (default: 150)")
     parser.add_argument("--change", choices=["gear", "mass"], default="gear",
                         help="what changes: the motor's gear or the pole's mass (default: gear)")
     parser.add_argument("--factor", type=float, default=0.05,
