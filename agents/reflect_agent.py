@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import gymnasium as gym
 import numpy as np
@@ -203,6 +203,11 @@ class Reflect:
         """Raw observations ``[B, obs_dim]`` -> network inputs, statistics unchanged."""
         return self._normalize(np.asarray(obs, dtype=np.float64).reshape(-1, self.spaces.obs_dim), False)
 
+    def _refuse_non_finite(self, obs: np.ndarray) -> NoReturn:
+        """Raise the error that names where ``obs`` (which a fused kernel refused) has a NaN or inf."""
+        self._normalize(obs, update=False, out=self._inputs_np)  # raises, naming the dimensions
+        raise FloatingPointError(f"non-finite observation {obs.tolist()}")
+
     def _stream_obs(self, obs: Any) -> tuple[np.ndarray, bool]:
         # float32/float64 arrays pass as they are (every consumer reads both); others become float64
         array = obs if isinstance(obs, np.ndarray) and obs.dtype in _FLOAT_DTYPES else np.asarray(
@@ -229,9 +234,8 @@ class Reflect:
         if fused is not None:  # one stream, one compiled call (see reflect.kernels.policy)
             fused.row[...] = array
             actions = self.learner.act_fused(fused)
-            if actions is None:  # a NaN or inf: raise the normaliser's error naming it
-                self._normalize(array, update=False, out=self._inputs_np)
-                raise FloatingPointError(f"non-finite observation {array.tolist()}")
+            if actions is None:
+                self._refuse_non_finite(array)
         else:
             self._normalize(array, update=not self.learner.frozen, out=self._inputs_np)
             actions = self.learner.act(self._inputs_np)
@@ -269,9 +273,8 @@ class Reflect:
             if fused is not None:  # one compiled call (see reflect.kernels.observe)
                 fused.row[...] = array
                 delta = self.learner.observe_fused(fused, reward, terminated, truncated)
-                if delta is None:  # a NaN or inf: raise the normaliser's error naming it
-                    self._normalize(array, update=False, out=self._inputs_np)
-                    raise FloatingPointError(f"non-finite observation {array.tolist()}")
+                if delta is None:
+                    self._refuse_non_finite(array)
                 self._delta[0] = delta
                 return self._delta
             self._normalize(array, update=False, out=self._inputs_np)

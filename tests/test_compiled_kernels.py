@@ -325,3 +325,26 @@ def test_the_fused_observe_refuses_non_finite_input_as_the_learner_does() -> Non
         agent.observe(float("nan"), False, False, zeros)
     after = [*agent.actor.parameters(), *agent.critic.parameters()]  # type: ignore[union-attr]
     assert all(torch.equal(p, q) for p, q in zip(after, weights, strict=True))  # refused before any update
+
+
+def test_the_fused_steps_without_an_observation_normaliser() -> None:
+    """Without a normaliser the fused kernels copy the raw observation in: the same bits as the separate
+    calls, and a NaN is still refused by name."""
+    config = {"normalize": {"observations": False}}
+    fused, separate = Reflect("Pendulum-v1", config, seed=0), Reflect("Pendulum-v1", config, seed=0)
+    other_seed = Reflect("Pendulum-v1", config, seed=1)
+    assert fused._fused_act is not None and fused._fused_observe is not None
+    separate._fused_act = separate._fused_observe = None
+    observations = np.random.default_rng(8).normal(size=(201, 3)).astype(np.float32)
+    differs = False
+    for t in range(200):
+        a = fused.act(observations[t]).copy()
+        np.testing.assert_array_equal(a, separate.act(observations[t]))
+        differs |= not np.array_equal(a, other_seed.act(observations[t]))  # negative control
+        for agent in (fused, separate, other_seed):
+            agent.observe(-1.0, False, t == 99, observations[t + 1])
+    assert differs
+    for x, y in zip(fused.actor.parameters(), separate.actor.parameters(), strict=True):
+        assert torch.equal(x, y)
+    with pytest.raises(FloatingPointError, match="non-finite observation"):
+        fused.act(np.array([0.0, 0.0, np.nan], np.float32))

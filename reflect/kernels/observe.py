@@ -25,8 +25,7 @@ import numpy as np
 from reflect.kernels import bind, jit
 from reflect.kernels.gaussian import _refresh, _score
 from reflect.kernels.network import _backward, _forward
-from reflect.kernels.normalize import _normalize_one
-from reflect.kernels.policy import _copy_finite
+from reflect.kernels.normalize import _network_input, normalizer_buffers, normalizer_settings
 from reflect.kernels.updates import _apply_one, _decay_add
 
 if TYPE_CHECKING:
@@ -45,10 +44,7 @@ def _observe(row, mean, var, normalize, critic_inputs, critic_forward, critic_ou
              critic_absorb, score_args, actor_backward, extra_accumulate, actor_update, refresh_args,
              critic_update, values, gamma, entropy_coef, entropy_weight, results,
              count, clip, epsilon, reward, terminated, actor_lr, actor_kappa, critic_lr, critic_kappa):
-    if normalize:
-        if not _normalize_one(row, mean, var, count, False, clip, epsilon, critic_inputs):
-            return BAD_OBSERVATION
-    elif not _copy_finite(row, critic_inputs):
+    if not _network_input(row, mean, var, normalize, count, False, clip, epsilon, critic_inputs):
         return BAD_OBSERVATION
     _decay_add(*critic_absorb)
     _forward(*critic_forward, True)  # type: ignore[call-arg]
@@ -100,8 +96,7 @@ class FusedObserve:
         self.row = np.zeros(dims)
         self.results = np.zeros(5)
         compiled_critic = critic_engine.compiled
-        mean = np.zeros(dims) if normalizer is None else normalizer.rms.mean
-        var = np.ones(dims) if normalizer is None else normalizer.rms.var
+        mean, var = normalizer_buffers(normalizer, dims)
         config = learner.config
         mu = learner.actor_engine.compiled.output
         self._call = bind(_observe, (
@@ -121,10 +116,7 @@ class FusedObserve:
         learner = self.learner
         actor, critic = learner.actor, learner.critic
         assert critic is not None
-        normalizer = self.normalizer
-        count, clip, epsilon = (0, 1.0, 1.0) if normalizer is None else (
-            normalizer.rms.count, normalizer.clip, normalizer.epsilon
-        )
+        count, clip, epsilon = normalizer_settings(self.normalizer)
         return int(self._call(count, clip, epsilon, float(reward), bool(terminated), actor.lr, actor.kappa,
                               critic.lr, critic.kappa))
 

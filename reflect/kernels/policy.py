@@ -15,7 +15,6 @@ where each tick finds less of the interpreter's state in the caches than a tight
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from reflect.kernels import bind, jit
 from reflect.kernels.gaussian import _sample_to_env
 from reflect.kernels.network import _forward
-from reflect.kernels.normalize import _normalize_one
+from reflect.kernels.normalize import _network_input, normalizer_buffers, normalizer_settings
 
 if TYPE_CHECKING:
     from reflect.envs.normalization import ObservationNormalizer
@@ -32,26 +31,11 @@ if TYPE_CHECKING:
 
 
 @jit
-def _copy_finite(row, out):
-    for i in range(row.shape[0]):
-        if not math.isfinite(row[i]):
-            return False
-    for i in range(row.shape[0]):
-        out[i] = row[i]
-    return True
-
-
-@jit
-def _act(row, mean, var, inputs, zs, packeds, ys, vs, psis, eps_xs, betas, thetas, one_minus_betas,
-         scalars, flags, readout, readout_scalars, mu, raw, std, center, scale, bounded, squash, env,
+def _act(row, mean, var, inputs, forward_args, mu, raw, std, center, scale, bounded, squash, env,
          normalize, count, update, clip, epsilon, traces, deterministic):
-    if normalize:
-        if not _normalize_one(row, mean, var, count, update, clip, epsilon, inputs):
-            return False
-    elif not _copy_finite(row, inputs):
+    if not _network_input(row, mean, var, normalize, count, update, clip, epsilon, inputs):
         return False
-    _forward(zs, packeds, ys, vs, psis, eps_xs, betas, thetas, one_minus_betas, scalars, flags, readout,
-             readout_scalars, traces)
+    _forward(*forward_args, traces)  # type: ignore[call-arg]
     _sample_to_env(mu, raw, std, center, scale, bounded, squash, env, deterministic)
     return True
 
@@ -76,13 +60,12 @@ class FusedGaussianAct:
         dims = engine.network.in_features
         self.row = np.zeros(dims)
         head.prepare(1)
-        mean = np.zeros(dims) if normalizer is None else normalizer.rms.mean
-        var = np.ones(dims) if normalizer is None else normalizer.rms.var
+        mean, var = normalizer_buffers(normalizer, dims)
         inputs = compiled.zs[0][0, :dims]  # the actor's input buffer: normalised straight into it
         self.raw, self.env = head._raw, head._env
         self._call = bind(
             _act,
-            (self.row, mean, var, inputs, *compiled.forward_args, compiled.output, head._raw, head._std,
+            (self.row, mean, var, inputs, compiled.forward_args, compiled.output, head._raw, head._std,
              head.center, head.scale, head.bounded, head._squash_code, head._env, normalizer is not None),
             (0, True, 1.0, 1.0, True, True),
         )
@@ -93,13 +76,11 @@ class FusedGaussianAct:
         traces while ``learning``) and sample (the mode when ``deterministic``)."""
         if not deterministic:
             self.head.rng.standard_normal(out=self.raw)
-        normalizer = self.normalizer
-        if normalizer is None:
-            return bool(self._call(0, False, 1.0, 1.0, learning, deterministic))
-        rms = normalizer.rms
-        if not self._call(rms.count, learning, normalizer.clip, normalizer.epsilon, learning, deterministic):
+        count, clip, epsilon = normalizer_settings(self.normalizer)
+        update = learning and self.normalizer is not None
+        if not self._call(count, update, clip, epsilon, learning, deterministic):
             return False
-        if learning:
-            rms.count += 1
+        if update:
+            self.normalizer.rms.count += 1  # type: ignore[union-attr]
         return True
 

@@ -69,20 +69,17 @@ class OneStreamUpdate:
     def __init__(self, params: tuple[np.ndarray, ...], traces: tuple[np.ndarray, ...], flat: np.ndarray,
                  extra_params: np.ndarray | None, extra_trace: np.ndarray | None,
                  extra_lr_scale: float) -> None:
-        self.params, self.traces, self.flat = params, traces, flat
-        self.extra_params = np.zeros(0) if extra_params is None else extra_params
-        self.extra_trace = np.zeros(0) if extra_trace is None else extra_trace
-        self.extra_lr_scale = float(extra_lr_scale)
-        self.rounding = np.zeros(1, dtype=flat.dtype)
-        # the arguments of _apply_one before (lr, kappa, delta)
-        self.bound = (params, traces, flat, self.extra_params, self.extra_trace, self.rounding,
-                      self.extra_lr_scale)
+        no_extras = np.zeros(0)
+        # the arguments of _apply_one before (lr, kappa, delta); the 1-element array rounds the step
+        self.bound = (params, traces, flat, no_extras if extra_params is None else extra_params,
+                      no_extras if extra_trace is None else extra_trace, np.zeros(1, dtype=flat.dtype),
+                      float(extra_lr_scale))
         self._call = bind(_apply_one, self.bound, (1.0, 1.0, 1.0))
 
     def __call__(self, lr: float, kappa: float, delta: float) -> tuple[float, float]:
         """Apply the update for TD error ``delta``; returns ``(step size, l1)``."""
-        step, l1 = self._call(float(lr), float(kappa), float(delta))
-        return step, l1
+        result: tuple[float, float] = self._call(float(lr), float(kappa), float(delta))
+        return result
 
 
 def bind_decay_add(trace: np.ndarray, increment: np.ndarray, decay: float) -> Callable[[], None]:
