@@ -1,239 +1,370 @@
-"""A spiking network's step and backward pass as one compiled call each (see :mod:`reflect.kernels`).
+"""Template: a spiking network's step with eligibility traces, its backward pass and its stream reset,
+as loops for the compiled backend (specialised per neuron model and surrogate by
+:func:`reflect.kernels.specialize.specialize`).
 
-The numpy path of :mod:`reflect.traces.numpy_path` spends almost all of a batch-1 step in the
-per-call cost of ~10 numpy operations per layer. Here the whole network is one call for the forward
-step (every layer, its eligibility traces, the readout) and one for the backward pass, over the *same*
-buffers (the numpy views of the engine's torch tensors), so every other path sees the result. The
-arithmetic is the numpy path's, in the parameters' dtype, operation for operation::
+Bound names: the model's formulas ``model_reset``, ``model_step``, ``model_excess``,
+``model_state_jacobian``, ``model_input_jacobian``, ``model_parameter_jacobian``,
+``model_excess_jacobian`` (see :mod:`reflect.spiking.models.registry`), ``surrogate_derivative(u, k)``,
+and the model's sizes ``STATES`` (at most 4) and ``PARAMS`` (at most 6).
 
-    y = z @ packed;   v <- beta (v - theta s) + (1 - beta) y;   s = H(v - theta);   psi = sigma'(v - theta)
-    eps_x <- alpha_x eps_x + z
-    readout:  y_o = z_L @ packed_o;  o <- o + (1 - d) (y_o - o);  eps_o <- d eps_o + (1 - d) z_L
-    backward: grad_o <- decay grad_o + eps_o^T dL/do;           dL/ds_L = (1 - d) dL/do W_o^T
-              w_l = dL/ds_l psi_l (1 - beta_l);  grad_l <- decay grad_l + eps_x,l^T w_l;
-              dL/ds_{l-1} = w_l W_l^T
+Element-wise math runs in float64 on values read from the buffers (of the network's dtype), and results
+are rounded when stored; currents ``y = z @ W`` are accumulated in float64, skipping zero inputs (most
+inputs are spikes). Per layer ``l``, stream ``b`` and neuron ``j`` (``h`` the model's ``S`` states)::
 
-Only the summation order inside the matrix products differs from numpy (BLAS may block or fuse
-them; here they run in row order and skip zero inputs - most inputs are spikes), so results agree to
-rounding, and bit for bit wherever no sum of more than one product is involved (the batch-1 outer
-products of the backward pass and every elementwise step).
+    y = z @ W;   r = reset(h, s, p);   h' = step(h, s, r, y, p);   u = excess(h', p);   s' = H(u)
+    traces:  D = state_jacobian(...),  D_f = input_jacobian(...),  psi' = sigma'(u)
+             pp-prop:  eps_x <- alpha_x eps_x + z                 (alpha_x: the model's decay, or fixed)
+                       eps_f <- alpha_f D eps_f + (1 - alpha_f) D_f      (alpha_f > 0 only)
+             d-rtrl:   eps[:, i, j] <- D eps[:, i, j] + z_i D_f
+             learned constant q:  e_q <- D e_q + dh/dp_q
+    readout: y_o = z_L @ W_o;  o <- leaky_integrate(o, y_o, d);  eps_o <- d eps_o + (1 - d) z_L
+
+Backward, from ``dL/do`` per stream (``decay == 0`` overwrites)::
+
+    g_o <- decay g_o + eps_o (outer) dL/do;          dL/ds_L = (1 - d) dL/do W_o^T
+    delta = dL/ds psi du/dh   (S numbers);           w = delta . D_f  (= dL/dy)
+    pp-prop:  g_W <- decay g_W + eps_x (outer) w      (alpha_f > 0: (delta . eps_f) / c instead of w)
+    d-rtrl:   g_W[i, j] <- decay g_W[i, j] + delta . eps[:, i, j]
+    constant q:  g_q <- decay g_q + delta . e_q + dL/ds psi du/dp_q      (summed over neurons when the
+                                                                          constant is one per layer)
+    dL/ds_{l-1} = w W_l[:in]^T
+
+The network's buffers come as one tuple (positions below), built by the compiled backend
+(:mod:`reflect.traces.backends`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
 import numpy as np
 
-from reflect.kernels import INSTALL_HINT, bind, compiled_available, jit
+from reflect.formulas.readout import leaky_integrate
 
-if TYPE_CHECKING:
-    from reflect.traces.engine import TraceEngine
+TEMPLATE = (
+    "load_state", "load_state4", "load_constants", "constant", "layer_forward", "network_forward",
+    "readout_forward", "network_backward", "network_reset",
+)
 
-SURROGATE_CODES = {"fast_sigmoid": 0, "arctan": 1}
-# columns of the per-layer scalar table (in the weights' dtype) and of the integer flag table
-_ALPHA_X, _SLOPE, _GAIN, _ONE = range(4)
-_RECURRENT, _IN_FEATURES, _SURROGATE, _MEMORYLESS = range(4)
+MAX_STATES = 4
+MAX_PARAMS = 6
+PP_PROP, D_RTRL = 0, 1
+
+# positions in the network tuple
+ZS, WS, HS, PSIS, DFS, JACS, EPS_XS, EPS_FS, EPSS, ETRACES, CONSTS, LEARN = range(12)
+YS, DELTAS, WEIGHTED, UPS, INFO, SCALARS, READOUT, READOUT_SCALARS, ALGORITHM, CORRECTION = range(12, 22)
+# columns of INFO (int64 [L, 4]) and SCALARS (float64 [L, 4])
+RECURRENT, IN_FEATURES, DETACH, DECAY_INDEX = range(4)
+ALPHA_X, ALPHA_F, SLOPE = range(3)
+
+STATES = 1  # bound per model
+PARAMS = 1
 
 
-# ------------------------------------------------------------------------------------------ kernels
-@jit
-def _matmul_rows(z: np.ndarray, packed: np.ndarray, y: np.ndarray) -> None:
-    """``y = z @ packed`` for ``z`` ``[B, R]``, ``packed`` ``[R, H]``; zero inputs are skipped."""
-    batch, rows = z.shape
-    hidden = packed.shape[1]
+def model_reset(h, s, p):  # type: ignore[no-untyped-def]  # bound per model
+    raise NotImplementedError
+
+
+model_step = model_excess = model_state_jacobian = model_input_jacobian = model_reset
+model_parameter_jacobian = model_excess_jacobian = surrogate_derivative = model_reset
+
+
+def load_state(a, b, j):  # type: ignore[no-untyped-def]
+    """``(a[0, b, j], ..., a[S-1, b, j])`` in float64."""
+    if STATES == 1:
+        return (np.float64(a[0, b, j]),)
+    elif STATES == 2:
+        return (np.float64(a[0, b, j]), np.float64(a[1, b, j]))
+    elif STATES == 3:
+        return (np.float64(a[0, b, j]), np.float64(a[1, b, j]), np.float64(a[2, b, j]))
+    return (np.float64(a[0, b, j]), np.float64(a[1, b, j]), np.float64(a[2, b, j]), np.float64(a[3, b, j]))
+
+
+def load_state4(a, b, i, j):  # type: ignore[no-untyped-def]
+    """``(a[0, b, i, j], ..., a[S-1, b, i, j])`` in float64."""
+    if STATES == 1:
+        return (np.float64(a[0, b, i, j]),)
+    elif STATES == 2:
+        return (np.float64(a[0, b, i, j]), np.float64(a[1, b, i, j]))
+    elif STATES == 3:
+        return (np.float64(a[0, b, i, j]), np.float64(a[1, b, i, j]), np.float64(a[2, b, i, j]))
+    return (np.float64(a[0, b, i, j]), np.float64(a[1, b, i, j]), np.float64(a[2, b, i, j]),
+            np.float64(a[3, b, i, j]))
+
+
+def constant(view, j):  # type: ignore[no-untyped-def]
+    """Neuron ``j``'s value of a constant held as ``[1, H]`` (per neuron) or ``[1, 1]`` (per layer)."""
+    return np.float64(view[0, j if view.shape[1] > 1 else 0])
+
+
+def load_constants(c, j):  # type: ignore[no-untyped-def]
+    """The model's constants of neuron ``j`` as a tuple of float64."""
+    if PARAMS == 1:
+        return (constant(c[0], j),)
+    elif PARAMS == 2:
+        return (constant(c[0], j), constant(c[1], j))
+    elif PARAMS == 3:
+        return (constant(c[0], j), constant(c[1], j), constant(c[2], j))
+    elif PARAMS == 4:
+        return (constant(c[0], j), constant(c[1], j), constant(c[2], j), constant(c[3], j))
+    elif PARAMS == 5:
+        return (constant(c[0], j), constant(c[1], j), constant(c[2], j), constant(c[3], j),
+                constant(c[4], j))
+    return (constant(c[0], j), constant(c[1], j), constant(c[2], j), constant(c[3], j), constant(c[4], j),
+            constant(c[5], j))
+
+
+def layer_forward(net, layer, traces, active):  # type: ignore[no-untyped-def]
+    """One step of hidden layer ``layer`` for the streams where ``active``."""
+    z, w, h, psi = net[ZS][layer], net[WS][layer], net[HS][layer], net[PSIS][layer]
+    spikes = net[ZS][layer + 1]
+    consts, learn, etrace = net[CONSTS][layer], net[LEARN][layer], net[ETRACES][layer]
+    y, df, jac = net[YS][layer], net[DFS][layer], net[JACS][layer]
+    eps_x, eps_f, eps = net[EPS_XS][layer], net[EPS_FS][layer], net[EPSS][layer]
+    info, scalars = net[INFO], net[SCALARS]
+    recurrent, n_in = info[layer, RECURRENT] == 1, info[layer, IN_FEATURES]
+    detach = info[layer, DETACH] == 1
+    alpha_x, alpha_f, slope = scalars[layer, ALPHA_X], scalars[layer, ALPHA_F], scalars[layer, SLOPE]
+    algorithm = net[ALGORITHM]
+    batch, hidden = psi.shape
+    rows = z.shape[1]
+    if traces and algorithm == PP_PROP and alpha_x != alpha_x:  # NaN: follow the model's decay constant
+        view = consts[info[layer, DECAY_INDEX]]
+        total = 0.0
+        for j in range(hidden):
+            total += constant(view, j)
+        alpha_x = total / hidden
     for b in range(batch):
+        if not active[b]:
+            continue
+        if recurrent:
+            for j in range(hidden):
+                z[b, n_in + j] = spikes[b, j]
         for j in range(hidden):
             y[b, j] = 0.0
         for r in range(rows):
-            zr = z[b, r]
+            zr = np.float64(z[b, r])
             if zr != 0.0:
                 for j in range(hidden):
-                    y[b, j] += zr * packed[r, j]
-
-
-@jit
-def _forward(zs: Any, packeds: Any, ys: Any, vs: Any, psis: Any, eps_xs: Any, betas: Any,
-             thetas: Any, one_minus_betas: Any, scalars: np.ndarray, flags: np.ndarray,
-             readout: Any, readout_scalars: np.ndarray, traces: bool) -> None:
-    """One step of every LIF layer and the readout, in place (see the module docstring).
-
-    ``zs`` holds ``L + 1`` presynaptic buffers ``[B, R_l]`` (layer ``l`` writes its spikes into
-    ``zs[l + 1][:, :H_l]``); ``readout`` = ``(packed_o, y_o, o, eps_o)``; ``readout_scalars`` =
-    ``(d, 1 - d, 1)``.
-    """
-    for layer in range(len(packeds)):
-        z, packed, y, v = zs[layer], packeds[layer], ys[layer], vs[layer]
-        psi, eps_x = psis[layer], eps_xs[layer]
-        beta, theta, one_minus_beta = betas[layer], thetas[layer], one_minus_betas[layer]
-        spikes = zs[layer + 1]
-        alpha_x, slope, gain, one = (scalars[layer, _ALPHA_X], scalars[layer, _SLOPE],
-                                     scalars[layer, _GAIN], scalars[layer, _ONE])
-        in_features, arctan = flags[layer, _IN_FEATURES], flags[layer, _SURROGATE] == 1
-        memoryless = flags[layer, _MEMORYLESS] == 1
-        batch, hidden = v.shape
-        if flags[layer, _RECURRENT] == 1:
-            for b in range(batch):
-                for j in range(hidden):
-                    z[b, in_features + j] = spikes[b, j]
-        _matmul_rows(z, packed, y)
-        for b in range(batch):
-            for j in range(hidden):
-                if memoryless:
-                    vj = y[b, j]
-                else:
-                    vj = (v[b, j] - spikes[b, j] * theta[j]) * beta[j] + y[b, j] * one_minus_beta[j]
-                v[b, j] = vj
-                spikes[b, j] = one if vj > theta[j] else one - one
-                if traces:
-                    u = vj - theta[j]
-                    if arctan:
-                        u = u * slope
-                        psi[b, j] = one / (u * u + one) * gain
-                    else:
-                        q = one / (abs(u) * slope + one)
-                        psi[b, j] = q * q
-        if traces:
-            rows = z.shape[1]
-            for b in range(batch):
-                for r in range(rows):
-                    eps_x[b, r] = z[b, r] if memoryless else eps_x[b, r] * alpha_x + z[b, r]
-    packed_o, y_o, o, eps_o = readout
-    z_last = zs[len(zs) - 1]
-    _matmul_rows(z_last, packed_o, y_o)
-    decay, one_minus_decay = readout_scalars[0], readout_scalars[1]
-    if decay == 0.0:
-        return
-    batch, outputs = o.shape
-    for b in range(batch):
-        for k in range(outputs):
-            o[b, k] += (y_o[b, k] - o[b, k]) * one_minus_decay
-    if traces:
-        for b in range(batch):
-            for r in range(z_last.shape[1]):
-                eps_o[b, r] = eps_o[b, r] * decay + one_minus_decay * z_last[b, r]
-
-
-@jit
-def _accumulate_outer(grad: np.ndarray, pre: np.ndarray, post: np.ndarray, decay: Any) -> None:
-    """``grad <- decay grad + pre^T post`` (``decay == 0`` overwrites, as the numpy path does)."""
-    batch, rows = pre.shape
-    hidden = post.shape[1]
-    for r in range(rows):
+                    y[b, j] += zr * np.float64(w[r, j])
         for j in range(hidden):
-            total = pre[0, r] * post[0, j]
-            for b in range(1, batch):
-                total += pre[b, r] * post[b, j]
-            grad[r, j] = total if decay == 0.0 else grad[r, j] * decay + total
-
-
-@jit
-def _signal_through(weighted: np.ndarray, packed: np.ndarray, out: np.ndarray, scale: Any) -> None:
-    """``out = scale * (weighted @ packed[:in]^T)``: the learning signal sent to the layer below."""
-    batch, inputs = out.shape
-    hidden = weighted.shape[1]
-    for b in range(batch):
-        for i in range(inputs):
-            total = weighted[b, 0] * packed[i, 0]
-            for j in range(1, hidden):
-                total += weighted[b, j] * packed[i, j]
-            out[b, i] = total * scale
-
-
-@jit
-def _backward(signal: np.ndarray, grads: Any, decay: Any, eps_xs: Any, psis: Any, packeds: Any,
-              one_minus_betas: Any, weighteds: Any, upstreams: Any, readout: Any,
-              readout_scalars: np.ndarray) -> None:
-    """``grads[k] <- decay grads[k] + g_k`` from ``signal = dL/do`` ``[B, out]`` (module docstring).
-
-    ``grads`` has ``L + 1`` entries (each layer's packed gradient, then the readout's); ``upstreams[l]``
-    ``[B, H_l]`` receives ``dL/ds_l``; ``readout`` = ``(packed_o, eps_o)``.
-    """
-    packed_o, eps_o = readout
-    layers = len(packeds)
-    _accumulate_outer(grads[layers], eps_o, signal, decay)
-    one_minus_decay = readout_scalars[1] if readout_scalars[0] != 0.0 else readout_scalars[2]
-    _signal_through(signal, packed_o, upstreams[layers - 1], one_minus_decay)
-    for layer in range(layers - 1, -1, -1):
-        upstream, psi, weighted = upstreams[layer], psis[layer], weighteds[layer]
-        one_minus_beta = one_minus_betas[layer]
-        batch, hidden = weighted.shape
-        for b in range(batch):
-            for j in range(hidden):
-                weighted[b, j] = upstream[b, j] * psi[b, j] * one_minus_beta[j]
-        _accumulate_outer(grads[layer], eps_xs[layer], weighted, decay)
-        if layer > 0:
-            _signal_through(weighted, packeds[layer], upstreams[layer - 1], readout_scalars[2])
-
-
-# ----------------------------------------------------------------------------------- the wrapper
-class CompiledNetworkKernels:
-    """The forward and backward kernels bound to one :class:`TraceEngine`'s buffers.
-
-    Built by the engine when its numpy path applies; holds tuples of the same numpy views the numpy
-    kernels use, so both paths (and torch) see one state.
-    """
-
-    def __init__(self, engine: TraceEngine) -> None:
-        if not compiled_available():
-            raise ImportError(INSTALL_HINT)
-        layers = [layer.numpy_kernels for layer in engine.layers]
-        if any(k is None for k in layers):
-            raise ValueError("the compiled kernels cover the numpy path's configurations only")
-        kernels = [k for k in layers if k is not None]
-        readout = engine.readout
-        dtype = readout.np_packed.dtype
-        self.dtype = dtype.type
-        self.zs = (*(k.z for k in kernels), readout.np_z)
-        self.packeds = tuple(k.packed for k in kernels)
-        self.ys, self.vs = tuple(k.y for k in kernels), tuple(k.v for k in kernels)
-        self.psis, self.eps_xs = tuple(k.psi for k in kernels), tuple(k.eps_x for k in kernels)
-        self.betas = tuple(_per_neuron(k.beta, k.hidden, dtype) for k in kernels)
-        self.thetas = tuple(_per_neuron(k.theta, k.hidden, dtype) for k in kernels)
-        self.one_minus_betas = tuple(_per_neuron(k.one_minus_beta, k.hidden, dtype) for k in kernels)
-        self.scalars = np.array(
-            [[k.alpha_x, k.surrogate.k, k.surrogate.gain, 1.0] for k in kernels], dtype=dtype
-        )
-        self.flags = np.array(
-            [[int(k.recurrent), k.in_features, SURROGATE_CODES[k.surrogate.name], int(k.memoryless)]
-             for k in kernels], dtype=np.int64,
-        )
-        # (d, 1 - d, 1) in the weights' dtype, each rounded from float64 as numpy rounds a Python float
-        self.readout_scalars = np.array([readout.decay, 1.0 - readout.decay, 1.0], dtype=dtype)
-        self.output = readout.np_o if readout.decay > 0.0 else readout.np_y
-        # the arguments of _forward but its last (traces)
-        readout_buffers = (readout.np_packed, readout.np_y, readout.np_o, readout.np_eps)
-        self.forward_args = (self.zs, self.packeds, self.ys, self.vs, self.psis, self.eps_xs, self.betas,
-                             self.thetas, self.one_minus_betas, self.scalars, self.flags, readout_buffers,
-                             self.readout_scalars)
-        self._forward_traces = bind(_forward, (*self.forward_args, True))
-        self._forward_plain = bind(_forward, (*self.forward_args, False))
-        weighteds = tuple(k.signal for k in kernels)
-        upstreams = (*(k.input_signal for k in kernels[1:]), readout.np_input_signal)
-        # the arguments of _backward after (signal, grads, decay)
-        self.backward_tail = (self.eps_xs, self.psis, self.packeds, self.one_minus_betas, weighteds,
-                               upstreams, (readout.np_packed, readout.np_eps), self.readout_scalars)
-
-    def forward(self, traces: bool) -> np.ndarray:
-        """One step of the whole network (inputs already in the first ``z``); the readout view."""
+            hp = load_state(h, b, j)
+            p = load_constants(consts, j)
+            s_prev = np.float64(spikes[b, j])
+            yj = y[b, j]
+            reset = model_reset(hp, s_prev, p)
+            hn = model_step(hp, s_prev, reset, yj, p)
+            u = model_excess(hn, p)
+            if traces:
+                psi_prev = np.float64(psi[b, j])
+                d = model_state_jacobian(hp, s_prev, reset, yj, psi_prev, p, detach)
+                d_f = model_input_jacobian(hp, s_prev, reset, yj, p)
+                for k in range(STATES * STATES):
+                    jac[k, b, j] = d[k]
+                for k in range(STATES):
+                    df[k, b, j] = d_f[k]
+                if learn.shape[0] > 0:
+                    d_p = model_parameter_jacobian(hp, s_prev, reset, yj, psi_prev, p, detach)
+                    for q in range(learn.shape[0]):
+                        immediate = d_p[learn[q]]
+                        old = load_state(etrace[q], b, j)
+                        for s in range(STATES):
+                            total = immediate[s]
+                            for k in range(STATES):
+                                total += d[s * STATES + k] * old[k]
+                            etrace[q, s, b, j] = total
+                if algorithm == PP_PROP and alpha_f > 0.0:
+                    old = load_state(eps_f, b, j)
+                    for s in range(STATES):
+                        total = 0.0
+                        for k in range(STATES):
+                            total += d[s * STATES + k] * old[k]
+                        eps_f[s, b, j] = alpha_f * total + (1.0 - alpha_f) * d_f[s]
+                psi[b, j] = surrogate_derivative(u, slope)
+            for k in range(STATES):
+                h[k, b, j] = hn[k]
+            spikes[b, j] = 1.0 if u > 0.0 else 0.0
         if traces:
-            self._forward_traces()
-        else:
-            self._forward_plain()
-        return self.output
+            if algorithm == PP_PROP:
+                for r in range(rows):
+                    eps_x[b, r] = alpha_x * np.float64(eps_x[b, r]) + np.float64(z[b, r])
+            else:
+                for i in range(rows):
+                    zi = np.float64(z[b, i])
+                    for j in range(hidden):
+                        old = load_state4(eps, b, i, j)
+                        for s in range(STATES):
+                            total = zi * df[s, b, j]
+                            for k in range(STATES):
+                                total += jac[s * STATES + k, b, j] * old[k]
+                            eps[s, b, i, j] = total
 
-    def backward(self, signal: np.ndarray, grads: tuple[np.ndarray, ...], decay: float) -> None:
-        """Accumulate into ``grads`` (one array per layer, then the readout's; see ``_backward``)."""
-        _backward(signal, grads, self.dtype(decay), *self.backward_tail)
 
-    def bind_backward(
-        self, signal: np.ndarray, grads: tuple[np.ndarray, ...], decay: float
-    ) -> Callable[[], None]:
-        """:meth:`backward` with its arguments fixed (the same buffers every call): a zero-argument call."""
-        return bind(_backward, (signal, grads, self.dtype(decay), *self.backward_tail))
+def readout_forward(net, traces, active):  # type: ignore[no-untyped-def]
+    """The readout's step; its output lands in ``o``."""
+    w_o, y_o, o, eps_o = net[READOUT]
+    decay = net[READOUT_SCALARS][0]
+    z = net[ZS][len(net[ZS]) - 1]
+    batch, outputs = o.shape
+    rows = z.shape[1]
+    for b in range(batch):
+        if not active[b]:
+            continue
+        for k in range(outputs):
+            y_o[b, k] = 0.0
+        for r in range(rows):
+            zr = np.float64(z[b, r])
+            if zr != 0.0:
+                for k in range(outputs):
+                    y_o[b, k] += zr * np.float64(w_o[r, k])
+        for k in range(outputs):
+            o[b, k] = leaky_integrate(np.float64(o[b, k]), y_o[b, k], decay) if decay > 0.0 else y_o[b, k]
+        if traces and decay > 0.0:
+            for r in range(rows):
+                eps_o[b, r] = leaky_integrate(np.float64(eps_o[b, r]), np.float64(z[b, r]), decay)
 
 
-def _per_neuron(values: np.ndarray, hidden: int, dtype: np.dtype) -> np.ndarray:
-    """A contiguous ``[H]`` copy of a scalar or per-neuron parameter."""
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=dtype), (hidden,)))
+def network_forward(net, traces, active):  # type: ignore[no-untyped-def]
+    """One step of every layer and the readout (inputs already in the first ``z``)."""
+    alpha_f = net[SCALARS][0, ALPHA_F]
+    if traces and alpha_f > 0.0:
+        correction = net[CORRECTION]
+        for b in range(correction.shape[0]):
+            if active[b]:
+                correction[b] = alpha_f * correction[b] + (1.0 - alpha_f)
+    for layer in range(len(net[WS])):
+        layer_forward(net, layer, traces, active)
+    readout_forward(net, traces, active)
+
+
+def network_backward(net, signal, grads, decay, active):  # type: ignore[no-untyped-def]
+    """Per-stream gradients from ``signal = dL/do`` ``[B, O]`` (see the module docstring).
+
+    ``grads`` = ``(layer gradients: tuple of [B, R_l, H_l], readout gradient [B, R_o, O], constants'
+    gradients [B, K], their table int64 [n, 4]: layer, position in the layer's learned constants, column,
+    width (1 or H))``; only the streams where ``active`` are touched.
+    """
+    layer_grads, readout_grad, const_grads, const_table = grads
+    w_o, y_o, o, eps_o = net[READOUT]
+    readout_decay = net[READOUT_SCALARS][0]
+    z_top = net[ZS][len(net[ZS]) - 1]
+    pre = eps_o if readout_decay > 0.0 else z_top
+    layers = len(net[WS])
+    batch, outputs = signal.shape
+    gain = 1.0 - readout_decay
+    for b in range(batch):
+        if not active[b]:
+            continue
+        for r in range(pre.shape[1]):
+            x = np.float64(pre[b, r])
+            for k in range(outputs):
+                g = x * np.float64(signal[b, k])
+                readout_grad[b, r, k] = g if decay == 0.0 else decay * readout_grad[b, r, k] + g
+        up = net[UPS][layers - 1]
+        for i in range(up.shape[1]):
+            total = 0.0
+            for k in range(outputs):
+                total += np.float64(signal[b, k]) * np.float64(w_o[i, k])
+            up[b, i] = gain * total
+        for c in range(const_grads.shape[1]):
+            if decay == 0.0:
+                const_grads[b, c] = 0.0
+            else:
+                const_grads[b, c] = decay * const_grads[b, c]
+    alpha_f = net[SCALARS][0, ALPHA_F]
+    algorithm = net[ALGORITHM]
+    for layer in range(layers - 1, -1, -1):
+        h, psi, df = net[HS][layer], net[PSIS][layer], net[DFS][layer]
+        consts, learn, etrace = net[CONSTS][layer], net[LEARN][layer], net[ETRACES][layer]
+        up, delta, weighted = net[UPS][layer], net[DELTAS][layer], net[WEIGHTED][layer]
+        eps_x, eps_f, eps, w = net[EPS_XS][layer], net[EPS_FS][layer], net[EPSS][layer], net[WS][layer]
+        grad = layer_grads[layer]
+        hidden = psi.shape[1]
+        rows = w.shape[0]
+        for b in range(batch):
+            if not active[b]:
+                continue
+            inv_c = 1.0 / net[CORRECTION][b] if alpha_f > 0.0 else 1.0
+            for j in range(hidden):
+                p = load_constants(consts, j)
+                du_dh, du_dp = model_excess_jacobian(load_state(h, b, j), p)
+                g_u = up[b, j] * np.float64(psi[b, j])
+                total = 0.0
+                post = 0.0
+                for s in range(STATES):
+                    ds = g_u * du_dh[s]
+                    delta[s, b, j] = ds
+                    total += ds * np.float64(df[s, b, j])
+                    if alpha_f > 0.0:
+                        post += ds * np.float64(eps_f[s, b, j])
+                weighted[b, j] = total
+                if algorithm == PP_PROP and alpha_f > 0.0:
+                    y_signal = post * inv_c
+                else:
+                    y_signal = total
+                if algorithm == PP_PROP:
+                    up[b, j] = y_signal  # reused: the postsynaptic factor of the outer product below
+                for t in range(const_table.shape[0]):
+                    if const_table[t, 0] != layer:
+                        continue
+                    q = const_table[t, 1]
+                    g = g_u * du_dp[learn[q]]
+                    for s in range(STATES):
+                        g += delta[s, b, j] * np.float64(etrace[q, s, b, j])
+                    column = const_table[t, 2] + (j if const_table[t, 3] > 1 else 0)
+                    const_grads[b, column] += g
+            if algorithm == PP_PROP:
+                for r in range(rows):
+                    x = np.float64(eps_x[b, r])
+                    for j in range(hidden):
+                        g = x * up[b, j]
+                        grad[b, r, j] = g if decay == 0.0 else decay * grad[b, r, j] + g
+            else:
+                for r in range(rows):
+                    for j in range(hidden):
+                        g = 0.0
+                        for s in range(STATES):
+                            g += delta[s, b, j] * np.float64(eps[s, b, r, j])
+                        grad[b, r, j] = g if decay == 0.0 else decay * grad[b, r, j] + g
+            if layer > 0:
+                below = net[UPS][layer - 1]
+                for i in range(below.shape[1]):
+                    total = 0.0
+                    for j in range(hidden):
+                        total += weighted[b, j] * np.float64(w[i, j])
+                    below[b, i] = total
+
+
+def network_reset(net, done):  # type: ignore[no-untyped-def]
+    """Zero the state and every trace of the streams where ``done``."""
+    w_o, y_o, o, eps_o = net[READOUT]
+    for layer in range(len(net[WS])):
+        h, psi, spikes = net[HS][layer], net[PSIS][layer], net[ZS][layer + 1]
+        eps_x, eps_f, eps, etrace = net[EPS_XS][layer], net[EPS_FS][layer], net[EPSS][layer], net[ETRACES][layer]
+        hidden = psi.shape[1]
+        for b in range(done.shape[0]):
+            if not done[b]:
+                continue
+            for j in range(hidden):
+                psi[b, j] = 0.0
+                spikes[b, j] = 0.0
+                for s in range(h.shape[0]):
+                    h[s, b, j] = 0.0
+            for r in range(eps_x.shape[1]):
+                eps_x[b, r] = 0.0
+            for s in range(eps_f.shape[0]):
+                for j in range(eps_f.shape[2]):
+                    eps_f[s, b, j] = 0.0
+            for s in range(eps.shape[0]):
+                for i in range(eps.shape[2]):
+                    for j in range(eps.shape[3]):
+                        eps[s, b, i, j] = 0.0
+            for q in range(etrace.shape[0]):
+                for s in range(etrace.shape[1]):
+                    for j in range(etrace.shape[3]):
+                        etrace[q, s, b, j] = 0.0
+    for b in range(done.shape[0]):
+        if done[b]:
+            net[CORRECTION][b] = 0.0
+            for k in range(o.shape[1]):
+                o[b, k] = 0.0
+            for r in range(eps_o.shape[1]):
+                eps_o[b, r] = 0.0

@@ -24,20 +24,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from reflect.spiking.neurons import (
-    ALIFParameters,
-    ALIFState,
-    LIFParameters,
-    LIFState,
-    alif_step,
-    leaky_integrator_step,
-    lif_step,
-)
+from reflect.formulas.readout import leaky_integrate
+from reflect.spiking.models import NeuronModel, neuron_model, neuron_model_names
+from reflect.spiking.neurons import neuron_step, state_type
 from reflect.spiking.surrogate import Surrogate, check_surrogate
 
-NEURONS = ("lif", "alif")
 DEFAULT_SURROGATE = Surrogate()
-LayerState = LIFState | ALIFState
+LayerState = Any  # the NamedTuple of reflect.spiking.neurons.state_type(model): (*states, s)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NEURONS":  # the registered neuron models (plug-ins may add some after import)
+        return neuron_model_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _neuron_constant(
@@ -133,23 +132,25 @@ class PackedLinear(nn.Module):
 
 
 class SpikingLayer(PackedLinear):
-    """A feed-forward or recurrent layer of LIF or ALIF neurons.
+    """A feed-forward or recurrent layer of spiking neurons of any registered model.
 
     Args:
         in_features: size of the input ``x`` (``[batch, in_features]``).
         out_features: number of neurons.
-        neuron: ``"lif"`` or ``"alif"``.
+        neuron: a registered neuron model (:func:`reflect.spiking.models.neuron_model_names`:
+            ``lif``, ``alif``, ``cuba``).
         recurrent: add recurrent weights from the layer's own spikes of the previous step.
-        beta, theta: membrane decay and threshold: a number (per layer) or one per neuron.
-        rho, beta_a: ALIF adaptation decay and strength (fixed).
-        per_neuron: give each neuron its own beta and theta even when a number is given.
-        learn_beta, learn_theta: make beta / theta trainable parameters.
+        per_neuron: give each neuron its own value of every constant even when a number is given.
+        learn: names of the constants to train (``learn_beta`` / ``learn_theta`` add ``beta`` / ``theta``).
         detach_reset: treat the reset term as a constant in gradients (default, as in e-prop).
         surrogate: surrogate derivative used by the spike function.
         weight_scale: weights start uniform in ``+-weight_scale / sqrt(fan_in)``. The default 4 lets
             a layer fed by another layer's sparse spikes still reach threshold (a 4-128-128 LIF network
             on standard-normal inputs fires at about 18% and 5% per step; with 1, the second layer is
             silent).
+        **constants: the model's constants (LIF ``beta``, ``theta``; ALIF also ``rho``, ``beta_a``; CUBA
+            ``alpha``, ``beta``, ``theta``): a number (per layer) or one per neuron; the model's
+            defaults otherwise. Each is checked against its valid range.
     """
 
     def __init__(
@@ -159,56 +160,64 @@ class SpikingLayer(PackedLinear):
         *,
         neuron: str = "lif",
         recurrent: bool = False,
-        beta: float | Sequence[float] | Tensor = 0.5,
-        theta: float | Sequence[float] | Tensor = 1.0,
-        rho: float = 0.9,
-        beta_a: float = 0.5,
         per_neuron: bool = False,
+        learn: Sequence[str] = (),
         learn_beta: bool = False,
         learn_theta: bool = False,
         detach_reset: bool = True,
         surrogate: Surrogate = DEFAULT_SURROGATE,
         weight_scale: float = 4.0,
+        **constants: float | Sequence[float] | Tensor,
     ) -> None:
         super().__init__()
-        if neuron not in NEURONS:
-            raise ValueError(f"unknown neuron type {neuron!r}: choose one of {', '.join(NEURONS)}")
+        self.model: NeuronModel = neuron_model(neuron)
         if in_features < 1 or out_features < 1:
             raise ValueError(f"layer sizes must be positive, got {in_features} -> {out_features}")
+        learnable = {*learn, *(["beta"] if learn_beta else []), *(["theta"] if learn_theta else [])}
+        for name in (*constants, *learnable):
+            self.model.parameter(name)  # an unknown name is an error naming the model's constants
         self.neuron = neuron
-        self.adaptive = neuron == "alif"
         self.detach_reset = detach_reset
         self.surrogate = check_surrogate(surrogate)
         self._init_packed(in_features, out_features, recurrent, weight_scale)
-        _neuron_constant(self, "beta", beta, out_features, per_neuron, learn_beta)
-        _neuron_constant(self, "theta", theta, out_features, per_neuron, learn_theta)
-        self.register_buffer("rho", torch.tensor(float(rho)))
-        self.register_buffer("beta_a", torch.tensor(float(beta_a)))
-
-    beta: Tensor
-    theta: Tensor
-    rho: Tensor
-    beta_a: Tensor
+        for spec in self.model.parameters:
+            value = constants.get(spec.name, spec.default)
+            _neuron_constant(self, spec.name, value, out_features, per_neuron, spec.name in learnable)
+            bad = [float(x) for x in getattr(self, spec.name).detach().reshape(-1) if not spec.contains(float(x))]
+            if bad:
+                raise ValueError(
+                    f"{neuron} constant {spec.name} ({spec.doc}) must be in {spec.describe()}, got {bad[0]:g}"
+                )
 
     @property
     def states_per_neuron(self) -> int:
-        """Hidden states per neuron ``S``: 1 for LIF (``v``), 2 for ALIF (``v``, ``a``)."""
-        return 2 if self.adaptive else 1
+        """Hidden states per neuron ``S`` (LIF 1: ``v``; ALIF 2: ``v``, ``a``; CUBA 2: ``i``, ``v``)."""
+        return self.model.num_states
+
+    def constants(self) -> tuple[Tensor, ...]:
+        """The model's constants in its order, each 0-d (per layer) or ``[out_features]``."""
+        return tuple(getattr(self, name) for name in self.model.parameter_names)
+
+    def learnable_constants(self) -> list[str]:
+        """Names of the constants that are trained (``nn.Parameter``s)."""
+        return [name for name in self.model.parameter_names if getattr(self, name).requires_grad]
+
+    @torch.no_grad()
+    def project_constants_(self) -> None:
+        """Clip every learned constant back into its valid range (e.g. a decay into ``[0, 1)``)."""
+        for name in self.learnable_constants():
+            low, high = self.model.parameter(name).projection()
+            getattr(self, name).clamp_(low, high)
 
     def initial_state(self, batch_size: int) -> LayerState:
         """All-zero state for ``batch_size`` streams."""
         zeros = self.packed.new_zeros(batch_size, self.out_features)
-        if self.adaptive:
-            return ALIFState(zeros, zeros.clone(), zeros.clone())
-        return LIFState(zeros, zeros.clone())
+        return state_type(self.model)(*(zeros.clone() for _ in range(self.model.num_states + 1)))
 
     def forward(self, x: Tensor, state: LayerState) -> tuple[Tensor, LayerState]:
         """``x``: ``[batch, in_features]`` -> spikes ``[batch, out_features]`` and the new state."""
         y = self.current(x, state.s)
-        if isinstance(state, ALIFState):
-            params = ALIFParameters(self.beta, self.theta, self.rho, self.beta_a, self.detach_reset)
-            return alif_step(y, state, params, self.surrogate)
-        return lif_step(y, state, LIFParameters(self.beta, self.theta, self.detach_reset), self.surrogate)
+        return neuron_step(self.model, y, state, self.constants(), self.surrogate, self.detach_reset)
 
     def extra_repr(self) -> str:
         return (
@@ -236,7 +245,7 @@ class LeakyReadout(PackedLinear):
 
     def forward(self, s: Tensor, o_prev: Tensor) -> tuple[Tensor, Tensor]:
         """``s``: ``[batch, in_features]`` -> ``(o_t, o_t)``, ``[batch, out_features]``."""
-        o = leaky_integrator_step(self.current(s), o_prev, self.decay)
+        o = leaky_integrate(o_prev, self.current(s), self.decay)
         return o, o
 
     def extra_repr(self) -> str:

@@ -1,38 +1,55 @@
-"""Neuron dynamics as pure functions: ``step(input_current, state, params) -> (spikes, new_state)``.
+"""Neuron dynamics as pure functions over state and parameter NamedTuples (torch, with autograd).
 
-Discrete time. With input current ``y_t`` (shape ``[batch, neurons]``):
+:func:`neuron_step` runs one step of any registered model (:mod:`reflect.spiking.models`) on tensors::
 
-LIF (one state per neuron, ``h_t = v_t``), subtractive reset::
+    r_t = reset(h_{t-1}, s_{t-1}, p)       (detached from the gradient when ``detach_reset``)
+    h_t = step(h_{t-1}, s_{t-1}, r_t, y_t, p)
+    s_t = H(excess(h_t, p))                (surrogate derivative in the backward pass)
 
-    v_t = beta * (v_{t-1} - theta * s_{t-1}) + (1 - beta) * y_t
-    s_t = H(v_t - theta)
-
-ALIF (two states per neuron, ``h_t = (v_t, a_t)``), adaptive threshold ``theta_t = theta + beta_a * a_t``::
-
-    v_t = beta * (v_{t-1} - theta_{t-1} * s_{t-1}) + (1 - beta) * y_t
-    a_t = rho * a_{t-1} + s_{t-1}
-    s_t = H(v_t - theta_t)
-
-Leaky-integrator readout (no spikes)::
-
-    o_t = decay * o_{t-1} + (1 - decay) * y_t
-
-The reset subtracts the threshold the neuron crossed, so the residual charge above threshold is kept.
-With ``detach_reset`` (the default, as in e-prop) the reset term ``theta_{t-1} * s_{t-1}`` is treated
-as a constant by the gradient; the ALIF adaptation keeps its dependence on ``s_{t-1}`` either way.
-``H`` is the Heaviside step with the surrogate derivative of :mod:`reflect.spiking.surrogate`.
-Parameters may be Python floats, 0-d tensors (per layer) or ``[neurons]`` tensors (per neuron).
+A layer's state is a NamedTuple of the model's states followed by the last spikes ``s``, each
+``[batch, neurons]``: ``LIFState(v, s)``, ``ALIFState(v, a, s)``, ``CUBAState(i, v, s)``
+(:func:`state_type`). :func:`lif_step` and :func:`alif_step` are the same step with the constants
+given as :class:`LIFParameters` / :class:`ALIFParameters`. With ``detach_reset`` (the default, as in
+e-prop) the reset term is a constant of the gradient; ALIF's adaptation keeps its dependence on
+``s_{t-1}`` either way. Parameters may be Python floats, 0-d tensors (per layer) or ``[neurons]``
+tensors (per neuron).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from torch import Tensor
 
+from reflect.formulas.readout import leaky_integrate
+from reflect.spiking.models import neuron_model
+from reflect.spiking.models.alif import ALIF
+from reflect.spiking.models.lif import LIF
+from reflect.spiking.models.registry import NeuronModel
 from reflect.spiking.surrogate import Surrogate, spike
 
 Scalar = float | Tensor
+
+_STATE_TYPES: dict[str, type] = {}
+
+
+def state_type(model: NeuronModel | str) -> Any:
+    """The NamedTuple of a layer's state for ``model``: its states, then ``s`` (``LIFState(v, s)``)."""
+    model = neuron_model(model) if isinstance(model, str) else model
+    cls = _STATE_TYPES.get(model.name)
+    if cls is None:
+        fields = [(name, Tensor) for name in (*model.states, "s")]
+        cls = NamedTuple(f"{model.name.upper()}State", fields)  # type: ignore[misc]
+        cls.__doc__ = (f"{model.name} layer state: " + ", ".join(f"``{n}``" for n in (*model.states, "s"))
+                       + ", each ``[batch, neurons]``.")
+        cls.__module__ = __name__
+        _STATE_TYPES[model.name] = cls
+    return cls
+
+
+LIFState = state_type(LIF)
+ALIFState = state_type(ALIF)
 
 
 class LIFParameters(NamedTuple):
@@ -41,13 +58,6 @@ class LIFParameters(NamedTuple):
     beta: Scalar = 0.5
     theta: Scalar = 1.0
     detach_reset: bool = True
-
-
-class LIFState(NamedTuple):
-    """LIF state: membrane ``v`` and last spikes ``s``, both ``[batch, neurons]``."""
-
-    v: Tensor
-    s: Tensor
 
 
 class ALIFParameters(NamedTuple):
@@ -60,44 +70,31 @@ class ALIFParameters(NamedTuple):
     detach_reset: bool = True
 
 
-class ALIFState(NamedTuple):
-    """ALIF state: membrane ``v``, adaptation ``a`` and last spikes ``s``, all ``[batch, neurons]``."""
-
-    v: Tensor
-    a: Tensor
-    s: Tensor
-
-
-def _reset_term(threshold: Scalar, s_prev: Tensor, detach: bool) -> Tensor:
-    term = threshold * s_prev
-    return term.detach() if detach else term
-
-
-def lif_step(
-    y: Tensor, state: LIFState, params: LIFParameters, surrogate: Surrogate
-) -> tuple[Tensor, LIFState]:
-    """One LIF step. ``y``: input current ``[batch, neurons]``. Returns ``(s_t, LIFState(v_t, s_t))``."""
-    beta, theta = params.beta, params.theta
-    v = beta * (state.v - _reset_term(theta, state.s, params.detach_reset)) + (1.0 - beta) * y
-    s = spike(v - theta, surrogate)
-    return s, LIFState(v, s)
+def neuron_step(
+    model: NeuronModel, y: Tensor, state: Any, constants: Sequence[Scalar], surrogate: Surrogate,
+    detach_reset: bool = True,
+) -> tuple[Tensor, Any]:
+    """One step of ``model``. ``y``: input current ``[batch, neurons]``; ``state``: the layer state
+    (:func:`state_type`); ``constants``: the model's constants in its order. Returns ``(s_t, state_t)``."""
+    h, s_prev = tuple(state[:-1]), state[-1]
+    r = model.reset(h, s_prev, constants)
+    if detach_reset:
+        r = r.detach()
+    h = model.step(h, s_prev, r, y, constants)
+    s = spike(model.excess(h, constants), surrogate)
+    return s, state_type(model)(*h, s)
 
 
-def alif_step(
-    y: Tensor, state: ALIFState, params: ALIFParameters, surrogate: Surrogate
-) -> tuple[Tensor, ALIFState]:
-    """One ALIF step. ``y``: input current ``[batch, neurons]``.
+def lif_step(y: Tensor, state: Any, params: LIFParameters, surrogate: Surrogate) -> tuple[Tensor, Any]:
+    """One LIF step. Returns ``(s_t, LIFState(v_t, s_t))``."""
+    return neuron_step(LIF, y, state, params[:2], surrogate, params.detach_reset)
 
-    Returns ``(s_t, ALIFState(v_t, a_t, s_t))``.
-    """
-    beta, theta = params.beta, params.theta
-    threshold_prev = theta + params.beta_a * state.a
-    v = beta * (state.v - _reset_term(threshold_prev, state.s, params.detach_reset)) + (1.0 - beta) * y
-    a = params.rho * state.a + state.s
-    s = spike(v - (theta + params.beta_a * a), surrogate)
-    return s, ALIFState(v, a, s)
+
+def alif_step(y: Tensor, state: Any, params: ALIFParameters, surrogate: Surrogate) -> tuple[Tensor, Any]:
+    """One ALIF step. Returns ``(s_t, ALIFState(v_t, a_t, s_t))``."""
+    return neuron_step(ALIF, y, state, params[:4], surrogate, params.detach_reset)
 
 
 def leaky_integrator_step(y: Tensor, o_prev: Tensor, decay: Scalar) -> Tensor:
     """One leaky-integrator step ``o_t = decay * o_{t-1} + (1 - decay) * y_t`` (``[batch, outputs]``)."""
-    return decay * o_prev + (1.0 - decay) * y
+    return leaky_integrate(o_prev, y, decay)

@@ -1,33 +1,93 @@
-"""Surrogate spike functions.
+"""Surrogate spike derivatives, as registered plug-ins.
 
-The forward pass of a spiking neuron is the Heaviside step ``s = H(u)`` with ``u = v - theta``.
-Its derivative is zero almost everywhere, so learning replaces it with a smooth *surrogate*
-derivative ``sigma'(u)``. Each surrogate here comes in two forms:
+The forward pass of a spiking neuron is the Heaviside step ``s = H(u)`` (``u > 0``). Its derivative is
+zero almost everywhere, so learning replaces it with a smooth *surrogate* derivative ``sigma'(u)``. A
+surrogate is two element-wise formulas with slope ``k``:
 
-* :func:`spike` - the step in the forward pass and ``sigma'(u)`` as its derivative, written as a
-  straight-through composition ``H(u) + phi(u) - phi(u).detach()`` where ``phi`` is a smooth function
-  with ``phi' = sigma'``. Being plain tensor algebra, it works with reverse-mode autograd, forward-mode
-  autograd (``torch.func.jvp``) and higher-order derivatives alike.
-* :func:`surrogate_derivative` - ``sigma'(u)`` itself, hand-written, for the eligibility-trace engine,
-  which never runs autograd in its hot path.
+* ``derivative(u, k)``: ``sigma'(u)``, written with operators only, so the one definition runs on numpy
+  arrays, torch tensors and scalars inside compiled kernels (the eligibility traces use it);
+* ``smooth(u, k)``: a smooth function ``phi`` with ``phi' = sigma'`` (torch), for :func:`spike`'s
+  straight-through form ``H(u) + phi(u) - phi(u).detach()``, which works with reverse-mode and
+  forward-mode autograd and higher-order derivatives alike.
 
-Surrogates (``k`` is the slope):
+Built in (both have ``sigma'(0)`` of order one, ``1`` and ``k/2``, following snnTorch and norse)::
 
-* ``fast_sigmoid``: ``phi(u) = u / (1 + k|u|)``,        ``sigma'(u) = 1 / (1 + k|u|)^2``
-* ``arctan``:       ``phi(u) = arctan(pi k u / 2) / pi``, ``sigma'(u) = (k / 2) / (1 + (pi k u / 2)^2)``
+    fast_sigmoid:  phi(u) = u / (1 + k|u|),               sigma'(u) = 1 / (1 + k|u|)^2
+    arctan:        phi(u) = arctan(pi k u / 2) / pi,       sigma'(u) = (k / 2) / (1 + (pi k u / 2)^2)
 
-Both have ``sigma'(0)`` of order one (``1`` and ``k/2``), following snnTorch and norse.
+A new surrogate is a :class:`SurrogateFunction` passed to :func:`register_surrogate`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-SURROGATES = ("fast_sigmoid", "arctan")
+
+@dataclass(frozen=True)
+class SurrogateFunction:
+    """A registered surrogate: ``derivative(u, k)`` (operators only) and its antiderivative
+    ``smooth(u, k)`` (torch)."""
+
+    name: str
+    derivative: Callable[[Any, Any], Any]
+    smooth: Callable[[Tensor, float], Tensor]
+    summary: str = ""
+
+
+_SURROGATES: dict[str, SurrogateFunction] = {}
+
+
+def register_surrogate(function: SurrogateFunction) -> SurrogateFunction:
+    """Add a surrogate to the registry (a second one of the same name is an error); returns it."""
+    if function.name in _SURROGATES and _SURROGATES[function.name] is not function:
+        raise ValueError(f"a surrogate named {function.name!r} is already registered")
+    _SURROGATES[function.name] = function
+    return function
+
+
+def surrogate_names() -> tuple[str, ...]:
+    """Names of the registered surrogates."""
+    return tuple(_SURROGATES)
+
+
+def surrogate_function(name: str) -> SurrogateFunction:
+    """The registered surrogate ``name``; raises ``ValueError`` listing the registered ones."""
+    try:
+        return _SURROGATES[name]
+    except KeyError:
+        raise ValueError(f"unknown surrogate {name!r}: choose one of {', '.join(surrogate_names())}") from None
+
+
+def fast_sigmoid_derivative(u, k):  # type: ignore[no-untyped-def]
+    q = 1.0 / (1.0 + k * abs(u))
+    return q * q
+
+
+def fast_sigmoid_smooth(u: Tensor, k: float) -> Tensor:
+    return u / (1.0 + k * u.abs())
+
+
+def arctan_derivative(u, k):  # type: ignore[no-untyped-def]
+    w = (math.pi / 2.0) * k * u
+    return (k / 2.0) / (1.0 + w * w)
+
+
+def arctan_smooth(u: Tensor, k: float) -> Tensor:
+    return torch.atan((math.pi * k / 2.0) * u) / math.pi
+
+
+register_surrogate(SurrogateFunction(
+    "fast_sigmoid", fast_sigmoid_derivative, fast_sigmoid_smooth, "1 / (1 + k|u|)^2 (SuperSpike)"))
+register_surrogate(SurrogateFunction(
+    "arctan", arctan_derivative, arctan_smooth, "(k/2) / (1 + (pi k u / 2)^2)"))
+
+SURROGATES = surrogate_names()  # the built-in ones (plug-ins registered later: surrogate_names())
 
 
 class Surrogate(NamedTuple):
@@ -39,10 +99,7 @@ class Surrogate(NamedTuple):
 
 def check_surrogate(surrogate: Surrogate) -> Surrogate:
     """Return ``surrogate`` unchanged, or raise ``ValueError`` naming what is wrong."""
-    if surrogate.name not in SURROGATES:
-        raise ValueError(
-            f"unknown surrogate {surrogate.name!r}: choose one of {', '.join(SURROGATES)}"
-        )
+    surrogate_function(surrogate.name)
     slope = surrogate.slope
     if isinstance(slope, bool) or not (isinstance(slope, (int, float)) and 0 < slope < math.inf):
         raise ValueError(f"surrogate slope must be a positive finite number, got {slope!r}")
@@ -51,12 +108,7 @@ def check_surrogate(surrogate: Surrogate) -> Surrogate:
 
 def smooth_spike(u: Tensor, surrogate: Surrogate) -> Tensor:
     """The smooth function ``phi(u)`` whose derivative is the surrogate ``sigma'(u)``."""
-    k = surrogate.slope
-    if surrogate.name == "fast_sigmoid":
-        return u / (1.0 + k * u.abs())
-    if surrogate.name == "arctan":
-        return torch.atan((math.pi * k / 2.0) * u) / math.pi
-    raise ValueError(f"unknown surrogate {surrogate.name!r}: choose one of {', '.join(SURROGATES)}")
+    return surrogate_function(surrogate.name).smooth(u, surrogate.slope)
 
 
 def spike(u: Tensor, surrogate: Surrogate) -> Tensor:
@@ -68,40 +120,11 @@ def spike(u: Tensor, surrogate: Surrogate) -> Tensor:
     return (u > 0).to(u.dtype) + (phi - phi.detach())
 
 
-class SurrogateDerivative:
-    """``sigma'(u)`` computed in place with constants cached as tensors of one dtype.
-
-    Python-number operands cost a tensor conversion per call; the trace engine calls this every step
-    for every layer, so its constants live here as 0-d tensors. ``kernel(out)`` replaces ``u`` (held in
-    ``out``) by ``sigma'(u)``.
-    """
-
-    def __init__(self, surrogate: Surrogate, like: Tensor) -> None:
-        check_surrogate(surrogate)
-        self.name = surrogate.name
-        k = surrogate.slope
-        self.one = like.new_tensor(1.0)
-        self.scale = like.new_tensor(k if self.name == "fast_sigmoid" else math.pi * k / 2.0)
-        self.gain = like.new_tensor(k / 2.0)
-
-    def __call__(self, out: Tensor) -> Tensor:
-        if self.name == "fast_sigmoid":  # 1 / (1 + k|u|)^2
-            out.abs_()
-            torch.addcmul(self.one, out, self.scale, out=out)
-            return out.pow_(-2)
-        # arctan: (k/2) / (1 + (pi k u / 2)^2)
-        out.mul_(self.scale).square_()
-        out.add_(self.one).reciprocal_()
-        return out.mul_(self.gain)
-
-
-def surrogate_derivative(u: Tensor, surrogate: Surrogate, out: Tensor | None = None) -> Tensor:
-    """Hand-written ``sigma'(u)`` (via :class:`SurrogateDerivative`); writes into ``out`` when given.
-
-    Shapes: any; ``out`` must have the shape and dtype of ``u``.
-    """
+def surrogate_derivative(u: Any, surrogate: Surrogate, out: Any = None) -> Any:
+    """``sigma'(u)`` from the registered formula, for tensors or arrays (written into ``out`` when
+    given). Shapes: any."""
+    value = surrogate_function(surrogate.name).derivative(u, surrogate.slope)
     if out is None:
-        out = u.clone()
-    elif out is not u:
-        out.copy_(u)
-    return SurrogateDerivative(surrogate, u)(out)
+        return value
+    out[...] = value
+    return out

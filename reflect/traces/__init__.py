@@ -1,6 +1,6 @@
-"""Eligibility traces (D-RTRL, pp-prop) and the online gradient engine."""
+"""Eligibility traces (D-RTRL, pp-prop), the online gradient engine and its backends."""
 
-from reflect.traces.engine import TraceEngine
-from reflect.traces.layer_traces import ALGORITHMS, LayerTraces
+from reflect.traces.backends import BACKEND_NAMES, BackendChoice, select_backend
+from reflect.traces.engine import ALGORITHMS, TraceEngine
 
-__all__ = ["ALGORITHMS", "LayerTraces", "TraceEngine"]
+__all__ = ["ALGORITHMS", "BACKEND_NAMES", "BackendChoice", "TraceEngine", "select_backend"]

@@ -1,108 +1,55 @@
 """The online gradient engine: forward, eligibility traces and same-step gradients of a network.
 
 :class:`TraceEngine` runs a :class:`~reflect.spiking.network.SpikingNetwork` one step at a time for
-``B`` environment streams with preallocated buffers and hand-derived Jacobians (no autograd), and
-turns a learning signal ``dL_t/do_t`` (the gradient of a scalar loss at step ``t`` with respect to the
-readout output ``o_t``) into gradients for **every** trainable parameter::
+``B`` environment streams with preallocated buffers and the neuron model's hand-derived Jacobians (no
+autograd), and turns a learning signal ``dL_t/do_t`` (the gradient of a scalar loss at step ``t`` with
+respect to the readout output ``o_t``) into gradients for **every** trainable parameter::
 
     engine = TraceEngine(net, batch_size=1, algorithm="pp-prop")
     out = engine.step(obs)                   # [B, out_features]; state and traces advance
     grads = engine.gradients(dloss_dout)     # {parameter name: gradient}, summed over streams
 
-Memory is constant in the length of the lifetime. Exactness: with ``d-rtrl``, the gradients summed over
-``T`` steps equal backprop through time for one non-recurrent layer under a linear readout (a leaky
-readout's own weights are exact too); ``pp-prop`` equals it at ``T = 1``, and at every ``T`` for LIF
-layers with a detached reset, one ``beta`` per layer, ``alpha_x = beta`` and ``alpha_f = 0`` (the
-defaults). Deeper stacks and recurrent weights get same-step spatial credit (an approximation).
+The math (:mod:`reflect.kernels.network` gives the equations) comes from the network's registered
+neuron model and surrogate; a backend (:mod:`reflect.traces.backends`: ``numba``, ``numpy``, ``torch``)
+runs it on this engine's buffers, chosen once at construction (:attr:`backend` says which and why).
 
-Readout (``decay`` d, presynaptic ``z = [s_L, 1]``)::
-
-    o_t = d o_{t-1} + (1 - d) z_t @ packed_o,   eps_o <- d eps_o + (1 - d) z_t,   grad = eps_o^T @ dL/do_t
+Memory is constant in the length of the lifetime. Exactness: with ``d-rtrl`` the gradients summed over
+``T`` steps equal backprop through time for one non-recurrent layer under a linear readout, for every
+model (a leaky readout's own weights are exact too); ``pp-prop`` equals it at ``T = 1``, and at every
+``T`` where one input trace suffices: LIF layers with a detached reset and one ``beta`` per layer
+(``alpha_x = beta``, ``alpha_f = 0``: the defaults), CUBA layers with ``beta = 0``. Deeper stacks and
+recurrent weights get same-step spatial credit (an approximation). ``tests/test_conformance.py``
+records the measured error of every case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from reflect.kernels import INSTALL_HINT, compiled_available, compiled_enabled
-from reflect.kernels.network import CompiledNetworkKernels
 from reflect.spiking.encoders import DirectEncoder
-from reflect.spiking.layers import LeakyReadout, PackedLinear
+from reflect.spiking.layers import PackedLinear
 from reflect.spiking.network import NetworkState, SpikingNetwork
-from reflect.spiking.neurons import ALIFState, LIFState
-from reflect.traces.layer_traces import ALGORITHMS, LayerTraces
-from reflect.traces.numpy_path import accumulate_outer
+from reflect.spiking.neurons import state_type
+from reflect.traces.array_backend import ArrayNetwork
+from reflect.traces.backends import BackendChoice, EngineSpec, select_backend
+from reflect.traces.compiled_backend import CompiledNetwork
 
-NUMPY_PATH_MAX_WEIGHTS = 65_536  # the numpy kernels win at 4-128-128-2, torch's fused ones at 4-512-512-2
+ALGORITHMS = ("pp-prop", "d-rtrl")
 
 
-class _ReadoutTraces:
-    """Buffers and per-step math of the leaky-integrator readout."""
-
-    def __init__(self, readout: LeakyReadout, z: Tensor) -> None:
-        self.readout, self.z = readout, z
-        batch = z.shape[0]
-        self.packed = readout.packed
-        self.weight_t = readout.packed[: readout.in_features].t()
-        self.decay = readout.decay
-        self.y = z.new_zeros(batch, readout.out_features)
-        self.o = z.new_zeros(batch, readout.out_features)
-        self.eps = z.new_zeros(z.shape) if self.decay > 0.0 else z
-        self.eps_t = self.eps.t()
-        self.input_signal = z.new_zeros(batch, readout.in_features)
-        self.on_cpu = z.device.type == "cpu"
-        if self.on_cpu:  # numpy views of the same memory, for the numpy fast path
-            self.np_z = z.numpy()
-            self.np_packed = readout.packed.detach().numpy()
-            self.np_weight_t = self.np_packed[: readout.in_features].T
-            self.np_y, self.np_o, self.np_eps = self.y.numpy(), self.o.numpy(), self.eps.numpy()
-            self.np_input_signal = self.input_signal.numpy()
-            self.np_scratch = np.zeros_like(self.np_y)
-            self.np_outer = np.zeros_like(self.np_packed)
-
-    def forward_numpy(self, traces: bool) -> np.ndarray:
-        """:meth:`forward` on the numpy views (same buffers); returns the output's numpy view."""
-        np.dot(self.np_z, self.np_packed, out=self.np_y)
-        if self.decay == 0.0:
-            return self.np_y
-        np.subtract(self.np_y, self.np_o, out=self.np_scratch)
-        self.np_scratch *= 1.0 - self.decay
-        self.np_o += self.np_scratch
-        if traces:
-            self.np_eps *= self.decay
-            self.np_eps += (1.0 - self.decay) * self.np_z
-        return self.np_o
-
-    def backward_numpy(self, signal: np.ndarray, grad: np.ndarray, decay: float) -> np.ndarray:
-        """:meth:`backward` on numpy views."""
-        accumulate_outer(grad, self.np_eps, signal, decay, self.np_outer)
-        np.dot(signal, self.np_weight_t, out=self.np_input_signal)
-        if self.decay > 0.0:
-            self.np_input_signal *= 1.0 - self.decay
-        return self.np_input_signal
-
-    def forward(self, traces: bool) -> Tensor:
-        torch.mm(self.z, self.packed, out=self.y)
-        if self.decay == 0.0:
-            return self.y
-        self.o.lerp_(self.y, 1.0 - self.decay)
-        if traces:
-            self.eps.mul_(self.decay).add_(self.z, alpha=1.0 - self.decay)
-        return self.o
-
-    def backward(self, signal: Tensor, grad: Tensor, decay: float) -> Tensor:
-        grad.addmm_(self.eps_t, signal, beta=decay)
-        out = torch.mm(signal, self.weight_t, out=self.input_signal)
-        if self.decay > 0.0:
-            out.mul_(1.0 - self.decay)
-        return out
-
-    def state_tensors(self) -> list[Tensor]:
-        return [self.o, self.eps] if self.decay > 0.0 else []
+def engine_spec(network: SpikingNetwork) -> EngineSpec:
+    """What a backend needs to know of ``network`` to accept or refuse it."""
+    modules: list[PackedLinear] = [*network.spiking_layers, network.readout]
+    return EngineSpec(
+        model=network.spiking_layers[0].model,
+        device=network.readout.packed.device.type,
+        largest_matrix=max(m.packed.numel() for m in modules),
+    )
 
 
 class TraceEngine:
@@ -111,19 +58,16 @@ class TraceEngine:
     Args:
         network: the network. Its parameters are read in place every step, so updates to them
             (``p.add_(...)``, an optimizer step) take effect at the next step. Build the engine after
-            any ``.to(dtype)``.
+            any ``.to(dtype)``. All its layers must share one neuron model and surrogate.
         batch_size: number of independent streams ``B`` (one lifetime each).
         algorithm: ``"pp-prop"`` (default, ``O(I + H)`` trace memory per layer and stream) or
-            ``"d-rtrl"`` (exact per-synapse traces, ``O(I * H)``).
-        alpha_x: pp-prop input-trace decay; ``None`` uses each layer's (mean) membrane decay.
+            ``"d-rtrl"`` (exact per-synapse traces, ``O(I * H * S)``).
+        alpha_x: pp-prop input-trace decay; ``None`` follows the model's decay constant (LIF/ALIF
+            ``beta``, CUBA ``alpha``; its mean over neurons), read at every step so a learned value is
+            followed.
         alpha_f: pp-prop output-trace decay; with 0 the output trace is just ``D_f``.
-        numpy_path: run the numpy kernels of :mod:`reflect.traces.numpy_path` (``None``: when the
-            configuration allows it and every weight matrix has at most ``NUMPY_PATH_MAX_WEIGHTS``
-            entries - beyond that torch's fused kernels win; ``False``: always the torch kernels).
-        compiled: on the numpy path, run the whole network as one compiled call per step and per
-            backward pass (:mod:`reflect.kernels.network`, needs ``numba``). ``None``: whenever numba
-            imports and ``REFLECT_COMPILED`` is not ``0``; ``True``: required (an error without numba or
-            without the numpy path); ``False``: never.
+        backend: ``"numba"``, ``"numpy"`` or ``"torch"``; ``None`` chooses (see
+            :func:`reflect.traces.backends.select_backend`).
 
     ``step`` returns a view of an internal buffer that the next ``step`` overwrites.
     """
@@ -136,8 +80,7 @@ class TraceEngine:
         algorithm: str = "pp-prop",
         alpha_x: float | None = None,
         alpha_f: float = 0.0,
-        numpy_path: bool | None = None,
-        compiled: bool | None = None,
+        backend: str | BackendChoice | None = None,
     ) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown trace algorithm {algorithm!r}: choose one of {', '.join(ALGORITHMS)}")
@@ -154,132 +97,189 @@ class TraceEngine:
                     "a layer's weight/bias no longer share its packed storage (was .data reassigned?); "
                     "rebuild the network or call .to() on it before creating the engine"
                 )
+        layers = network.spiking_layers
+        first = layers[0]
+        if any(layer.model is not first.model or layer.surrogate != first.surrogate for layer in layers):
+            raise ValueError("every layer of the network must use one neuron model and one surrogate")
         self.network, self.batch_size, self.algorithm = network, batch_size, algorithm
+        self.model, self.surrogate = first.model, first.surrogate
         self.alpha_f = float(alpha_f)
+        self.alpha_x = alpha_x
+        self._allocate()
+        self.backend = backend if isinstance(backend, BackendChoice) else select_backend(
+            [engine_spec(network)], backend)
+        self.kernels: CompiledNetwork | ArrayNetwork = (
+            CompiledNetwork(self) if self.backend.name == "numba" else ArrayNetwork(self, self.backend.name)
+        )
+        self.compiled = self.kernels if isinstance(self.kernels, CompiledNetwork) else None
+        self._all = torch.ones(batch_size, dtype=torch.bool)
+        self._scratch: Tensor | None = None
+
+    # --------------------------------------------------------------------------------- buffers
+    def _allocate(self) -> None:
+        network, batch = self.network, self.batch_size
         ref = network.readout.packed
+        dtype, device = ref.dtype, ref.device
+        states = self.model.num_states
+        modules: list[PackedLinear] = [*network.spiking_layers, network.readout]
+
+        def new(*shape: int, wide: bool = False) -> Tensor:
+            return torch.zeros(*shape, dtype=torch.float64 if wide else dtype, device=device)
+
         # presynaptic buffers z_l = [x, (s_prev), 1]; layer l writes its spikes into z_{l+1}[:, :H_l]
-        buffers = [ref.new_zeros(batch_size, m.packed.shape[0]) for m in modules]
-        for z in buffers:
+        zs = [new(batch, m.packed.shape[0]) for m in modules]
+        for z in zs:
             z[:, -1] = 1.0
-        self.input = buffers[0][:, : network.encoder.out_features]
-        self.layers = [
-            LayerTraces(
-                layer, buffers[i], buffers[i + 1][:, : layer.out_features], algorithm=algorithm,
-                alpha_x=alpha_x, alpha_f=alpha_f, needs_input_signal=i > 0,
-            )
-            for i, layer in enumerate(network.spiking_layers)
-        ]
-        self.readout = _ReadoutTraces(network.readout, buffers[-1])
-        # the numpy fast path (see reflect.traces.numpy_path) runs when every layer supports it
-        supported = (
-            isinstance(network.encoder, DirectEncoder) and self.readout.on_cpu
-            and all(layer.numpy_kernels is not None for layer in self.layers)
-        )
-        if numpy_path and not supported:
-            raise ValueError(
-                "numpy_path=True needs LIF layers with a detached reset, fixed beta/theta, pp-prop traces "
-                "with alpha_f=0, a direct encoder and CPU tensors; pass numpy_path=None to choose "
-                "automatically"
-            )
-        small = all(m.packed.numel() <= NUMPY_PATH_MAX_WEIGHTS for m in modules)
-        self.numpy_path = supported and (numpy_path is True or (numpy_path is None and small))
-        if compiled and not self.numpy_path:
-            raise ValueError(
-                "compiled=True runs on the numpy path only (LIF layers with a detached reset, fixed "
-                "beta/theta, pp-prop traces with alpha_f=0, a direct encoder, CPU tensors, numpy_path "
-                "not False); pass compiled=None to choose automatically"
-            )
-        if compiled and not compiled_available():
-            raise ImportError(INSTALL_HINT)
-        use_compiled = compiled if compiled is not None else compiled_enabled()
-        self.compiled: CompiledNetworkKernels | None = (
-            CompiledNetworkKernels(self) if self.numpy_path and use_compiled else None
-        )
-        self._input_np = self.input.numpy() if self.numpy_path else None
-        self._np_slots: tuple[np.ndarray, ...] = ()
-        self.correction = ref.new_zeros(batch_size, 1)  # c_t = 1 - alpha_f^(n+1), per stream
-        self.inv_correction = ref.new_ones(batch_size, 1)
-        self._keep = ref.new_ones(batch_size, 1)
-        self._names = self._gradient_names()
-        self._bound_grads: Sequence[Tensor] | None = None
-        self._slots: list[dict[str, Tensor]] = []
+        self.layer_buffers: list[dict[str, Any]] = []
+        decay_index = self.model.index(self.model.input_trace_decay)
+        pp_prop = self.algorithm == "pp-prop"
+        for i, layer in enumerate(network.spiking_layers):
+            hidden, rows = layer.out_features, layer.packed.shape[0]
+            learn = [self.model.index(name) for name in layer.learnable_constants()]
+            self.layer_buffers.append({
+                "z": zs[i], "spikes": zs[i + 1][:, :hidden], "w": layer.packed.detach(),
+                "h": new(states, batch, hidden), "psi": new(batch, hidden),
+                "df": new(states, batch, hidden, wide=True), "jac": new(states * states, batch, hidden, wide=True),
+                "eps_x": new(batch, rows if pp_prop else 0),
+                "eps_f": new(states, batch, hidden if pp_prop and self.alpha_f > 0.0 else 0),
+                "eps": new(states, batch, rows, hidden) if not pp_prop else new(states, batch, 0, 0),
+                "etrace": new(len(learn), states, batch, hidden),
+                "constants": tuple(c.detach() for c in layer.constants()), "learn": learn,
+                "y": new(batch, hidden, wide=True), "delta": new(states, batch, hidden, wide=True),
+                "weighted": new(batch, hidden, wide=True), "up": new(batch, hidden, wide=True),
+                "recurrent": layer.recurrent, "in_features": layer.in_features,
+                "detach": layer.detach_reset, "alpha_x": self.alpha_x, "decay_index": decay_index,
+            })
+        readout = network.readout
+        self.readout_buffers: dict[str, Any] = {
+            "z": zs[-1], "w": readout.packed.detach(), "y": new(batch, readout.out_features, wide=True),
+            "o": new(batch, readout.out_features),
+            "eps": new(batch, readout.packed.shape[0] if readout.decay > 0.0 else 0),
+            "decay": readout.decay, "in_features": readout.in_features,
+        }
+        self.correction = new(batch, wide=True)  # c_t = 1 - alpha_f^(n+1), per stream
+        self.input = zs[0][:, : network.encoder.out_features]
+        self.output = self.readout_buffers["o"]
+        self._direct = isinstance(network.encoder, DirectEncoder)
+        on_cpu = device.type == "cpu"
+        self._input_np = self.input.numpy() if on_cpu else None
+        self._output_np = self.output.numpy() if on_cpu else None
+        self._layout = self._gradient_layout()
 
     # ---------------------------------------------------------------------------- stepping
     def step(self, obs: Tensor, traces: bool = True) -> Tensor:
         """Advance one step on observations ``[B, in_features]``; returns the readout ``[B, out]``.
 
-        ``traces=False`` runs inference only (state advances, traces do not): for frozen policies.
-        Call :meth:`backward` only after a step with traces.
+        ``traces=False`` runs inference only (state advances, traces and surrogate derivatives do not):
+        for frozen policies. Call :meth:`backward` only after a step with traces.
         """
-        if self._input_np is not None:
-            self.step_array(obs.detach().numpy(), traces)
-            return self.readout.o if self.readout.decay > 0.0 else self.readout.y
-        encoded = self.network.encoder(obs)
+        encoded = self.network.encoder(obs.to(self.input.dtype) if obs.is_floating_point() else obs)
         if encoded.shape != self.input.shape:
             raise ValueError(
                 f"expected observations of shape {(self.batch_size, self.network.in_features)}, "
                 f"got {tuple(obs.shape)}"
             )
-        self.input.copy_(encoded.detach() if encoded.requires_grad else encoded)
-        if traces and self.alpha_f > 0.0:
-            self.correction.mul_(self.alpha_f).add_(1.0 - self.alpha_f)
-            torch.reciprocal(self.correction, out=self.inv_correction)
-        for layer in self.layers:
-            layer.forward(traces)
-        return self.readout.forward(traces)
+        self.input.copy_(encoded.detach())
+        self.forward(traces)
+        return self.output
 
     def step_array(self, obs: Tensor | np.ndarray, traces: bool = True) -> np.ndarray:
-        """:meth:`step` with numpy in and out (CPU): the readout ``[B, out]`` as a view of the buffer."""
-        if self._input_np is not None:
+        """:meth:`step` with numpy in and out: the readout ``[B, out]`` (a view of the buffer on the CPU).
+
+        Observations keep their precision up to the network's dtype (float64 networks get float64).
+        """
+        if self._direct and self._input_np is not None and not isinstance(obs, Tensor):
             if obs.shape != self._input_np.shape:
                 raise ValueError(
                     f"expected observations of shape {(self.batch_size, self.network.in_features)}, "
                     f"got {tuple(obs.shape)}"
                 )
             self._input_np[...] = obs
-            if self.compiled is not None:
-                return self.compiled.forward(traces)
-            for layer in self.layers:
-                layer.numpy_kernels.forward(traces)  # type: ignore[union-attr]
-            return self.readout.forward_numpy(traces)
-        inputs = obs if isinstance(obs, Tensor) else torch.from_numpy(np.asarray(obs, dtype=np.float32))
-        return self.step(inputs.to(self.input.dtype), traces).numpy()
+            self.forward(traces)
+            return self._output_np  # type: ignore[return-value]
+        inputs = obs if isinstance(obs, Tensor) else torch.from_numpy(np.asarray(obs))
+        out = self.step(inputs.to(self.input.device), traces)
+        return self._output_np if self._output_np is not None else out.cpu().numpy()
+
+    def forward(self, traces: bool = True, active: np.ndarray | None = None) -> None:
+        """One step on the inputs already in :attr:`input`, for every stream or those where ``active``
+        (``[B]`` bool): the other streams' state and traces are left as they were."""
+        if active is None or active.all():
+            self.kernels.forward(traces)
+            return
+        if isinstance(self.kernels, CompiledNetwork):
+            self.kernels.forward(traces, active)
+            return
+        keep = torch.from_numpy(~np.asarray(active, dtype=bool)).to(self.input.device)
+        tensors = self._stream_tensors()
+        saved = {name: t.movedim(self._stream_axis(name), 0)[keep].clone() for name, t in tensors.items()}
+        self.kernels.forward(traces)
+        for name, t in tensors.items():
+            t.movedim(self._stream_axis(name), 0)[keep] = saved[name]
 
     def backward(self, signal: Tensor | np.ndarray, grads: Sequence[Tensor], decay: float = 0.0) -> None:
-        """Accumulate ``grads[k] <- decay * grads[k] + g_k`` from ``signal = dL_t/do_t`` (``[B, out]``).
-
-        ``signal`` must not require grad (detach it); the engine never records autograd history.
+        """Accumulate ``grads[k] <- decay * grads[k] + g_k`` from ``signal = dL_t/do_t`` (``[B, out]``),
+        ``g_k`` summed over streams.
 
         ``grads`` is laid out as :meth:`zeros_like_gradients` (one tensor per packed layer, then the
-        learnable ``beta``/``theta`` of each layer, then the readout). ``decay = 0`` overwrites.
+        learned constants of each layer, then the readout). ``decay = 0`` overwrites.
         """
-        if grads is not self._bound_grads:
-            self._bind_slots(grads)
-        if self.numpy_path:
-            self._backward_numpy(signal.numpy() if isinstance(signal, Tensor) else signal, decay)
-            return
-        assert isinstance(signal, Tensor)
-        inv_c = self.inv_correction if self.alpha_f > 0.0 else None
-        upstream: Tensor | None = self.readout.backward(signal, grads[-1], decay)
-        for layer, slot in zip(reversed(self.layers), reversed(self._slots), strict=True):
-            assert upstream is not None
-            upstream = layer.backward(upstream, slot, decay, inv_c)
+        if self._scratch is None:
+            self._scratch = self.output.new_zeros(self.batch_size, self._layout["size"])
+        self.stream_backward(signal, self.stream_gradients(self._scratch), 0.0)
+        for grad, part in zip(grads, self._split(self._scratch), strict=True):
+            total = part.sum(0).reshape(grad.shape)
+            if decay == 0.0:
+                grad.copy_(total)
+            else:
+                grad.mul_(decay).add_(total)
 
-    def _backward_numpy(self, signal: np.ndarray, decay: float) -> None:
-        if self.compiled is not None:
-            self.compiled.backward(signal, self._np_slots, decay)
+    def stream_backward(self, signal: Tensor | np.ndarray, grads: tuple[Any, ...], decay: float,
+                        active: np.ndarray | None = None) -> None:
+        """Per-stream ``g_b <- decay * g_b + grad_b`` into ``grads`` (from :meth:`stream_gradients`) for
+        every stream (or those where ``active``), from ``signal`` ``[B, out]``."""
+        if isinstance(self.kernels, CompiledNetwork):
+            values = signal.detach().numpy() if isinstance(signal, Tensor) else signal
+            self.kernels.backward(values, grads, decay, active)
             return
-        upstream: np.ndarray | None = self.readout.backward_numpy(signal, self._np_slots[-1], decay)
-        for i in range(len(self.layers) - 1, -1, -1):
-            kernels = self.layers[i].numpy_kernels
-            assert kernels is not None and upstream is not None
-            upstream = kernels.backward(upstream, self._np_slots[i], decay, i > 0)
+        if self.backend.name == "torch" and not isinstance(signal, Tensor):
+            signal = torch.from_numpy(np.asarray(signal)).to(self.output.device)
+        elif self.backend.name == "numpy" and isinstance(signal, Tensor):
+            signal = signal.detach().numpy()
+        if active is None or active.all():
+            self.kernels.backward(signal, grads, decay)
+            return
+        keep = ~np.asarray(active, dtype=bool)
+        saved = [np.array(g[keep]) if isinstance(g, np.ndarray) else g[torch.from_numpy(keep)].clone()
+                 for g in (*grads[0], grads[1], grads[2])]
+        self.kernels.backward(signal, grads, decay)
+        for g, old in zip((*grads[0], grads[1], grads[2]), saved, strict=True):
+            g[keep if isinstance(g, np.ndarray) else torch.from_numpy(keep)] = old
+
+    def stream_gradients(self, flat: Tensor | np.ndarray) -> tuple[Any, ...]:
+        """Views of a per-stream gradient buffer ``flat`` ``[B, P]`` (``P`` = :meth:`num_parameters`) in
+        the backends' layout: ``(per layer [B, R_l, H_l], readout [B, R_o, O], learned constants
+        [B, K], the constants' table)``. ``flat`` is numpy for the numba and numpy backends, a tensor
+        for torch."""
+        if self.backend.name != "torch" and isinstance(flat, Tensor):
+            flat = flat.detach().numpy()
+        elif self.backend.name == "torch" and not isinstance(flat, Tensor):
+            flat = torch.from_numpy(flat)
+        batch = flat.shape[0]
+        layout = self._layout
+        layers = tuple(flat[:, a:b].reshape(batch, *shape) for a, b, shape in layout["layers"])
+        a, b, shape = layout["readout"]
+        readout = flat[:, a:b].reshape(batch, *shape)
+        start, stop = layout["constants"]
+        return layers, readout, flat[:, start:stop], layout["table"]
+
+    def num_parameters(self) -> int:
+        """Entries of one stream's gradient (every trainable parameter)."""
+        return int(self._layout["size"])
 
     def zeros_like_gradients(self) -> list[Tensor]:
         """Fresh zero gradient buffers in the layout :meth:`backward` expects."""
-        grads = [t.new_zeros(t.shape) for t in self._parameter_tensors()]
-        self._bind_slots(grads)
-        return grads
+        return [t.new_zeros(t.shape) for t in self.parameters()]
 
     def gradients(self, signal: Tensor) -> dict[str, Tensor]:
         """Gradients of this step's loss, ``{name: tensor}`` for ``network.named_parameters()``."""
@@ -290,105 +290,123 @@ class TraceEngine:
     def by_name(self, grads: Sequence[Tensor]) -> dict[str, Tensor]:
         """Views of ``grads`` keyed like ``network.named_parameters()`` (weight, bias, beta, ...)."""
         views: dict[str, Tensor] = {}
-        for name, (index, start, stop) in self._names.items():
+        for name, (index, start, stop) in self._layout["names"].items():
             g = grads[index]
             views[name] = g if start is None else (g[start] if stop is None else g[start:stop])
         return views
 
     def reset(self, episode_start: Tensor | np.ndarray | Sequence[bool]) -> None:
         """Zero network state and every trace of the streams where ``episode_start`` is true."""
-        mask = torch.as_tensor(np.asarray(episode_start, dtype=bool)).view(-1, 1)
+        mask = np.asarray(episode_start, dtype=bool).reshape(-1)
         if mask.shape[0] != self.batch_size:
             raise ValueError(f"episode_start has {mask.shape[0]} entries, expected {self.batch_size}")
-        if not bool(mask.any()):
+        if not mask.any():
             return
-        keep = self._keep.copy_(~mask)
-        for layer in self.layers:
-            layer.reset_streams(keep)
-        for t in self.readout.state_tensors():
-            t.mul_(keep)
-        self.correction.mul_(keep)
+        if self.backend.name == "torch":
+            self.kernels.reset(torch.from_numpy(mask).to(self.input.device))
+        else:
+            self.kernels.reset(mask)
 
     # -------------------------------------------------------------------------- inspection
     @property
+    def layers(self) -> list[dict[str, Any]]:
+        """The buffers of each hidden layer (``h`` ``[S, B, H]``, ``spikes``, traces, ...)."""
+        return self.layer_buffers
+
+    @property
     def spikes(self) -> list[Tensor]:
         """Views of each layer's spikes of the last step, ``[B, H_l]``."""
-        return [layer.s for layer in self.layers]
+        return [layer["spikes"] for layer in self.layer_buffers]
 
     def network_state(self) -> NetworkState:
         """A copy of the network state in the layout of :meth:`SpikingNetwork.forward`."""
-        states: list[LIFState | ALIFState] = []
-        for layer in self.layers:
-            if layer.adaptive:
-                states.append(ALIFState(layer.v.clone(), layer.a.clone(), layer.s.clone()))
-            else:
-                states.append(LIFState(layer.v.clone(), layer.s.clone()))
-        readout = self.readout.o.clone() if self.readout.decay > 0.0 else self.readout.y.clone()
-        return NetworkState(tuple(states), readout)
+        cls = state_type(self.model)
+        states = tuple(cls(*(h.clone() for h in layer["h"]), layer["spikes"].clone())
+                       for layer in self.layer_buffers)
+        return NetworkState(states, self.output.clone())
+
+    def _stream_tensors(self) -> dict[str, Tensor]:
+        """Every per-stream buffer that carries information forward (axis of streams noted by name)."""
+        tensors: dict[str, Tensor] = {"correction": self.correction}
+        for i, layer in enumerate(self.layer_buffers):
+            for key in ("h", "spikes", "psi", "eps_x", "eps_f", "eps", "etrace"):
+                if layer[key].numel():
+                    tensors[f"layers.{i}.{key}"] = layer[key]
+        if self.readout_buffers["decay"] > 0.0:
+            tensors["readout.o"] = self.readout_buffers["o"]
+            tensors["readout.eps"] = self.readout_buffers["eps"]
+        return tensors
 
     def state_tensors(self) -> dict[str, Tensor]:
         """Every buffer that carries information forward (state, traces), by a stable name."""
-        tensors: dict[str, Tensor] = {"correction": self.correction}
-        for i, layer in enumerate(self.layers):
-            for j, t in enumerate(layer.state_tensors()):
-                tensors[f"layers.{i}.{j}"] = t
-        for j, t in enumerate(self.readout.state_tensors()):
-            tensors[f"readout.{j}"] = t
-        return tensors
+        return self._stream_tensors()
+
+    @staticmethod
+    def _stream_axis(name: str) -> int:
+        key = name.rsplit(".", 1)[-1]
+        return {"h": 1, "eps_f": 1, "eps": 1, "etrace": 2}.get(key, 0)
 
     def trace_bytes(self) -> int:
         """Bytes held in state and traces (constant in the number of steps)."""
         return sum(t.numel() * t.element_size() for t in self.state_tensors().values())
 
     # ----------------------------------------------------------------------------- layout
-    def _parameter_tensors(self) -> list[Tensor]:
-        tensors = [layer.packed for layer in self.layers]
-        for layer in self.layers:
-            if layer.learn_beta:
-                tensors.append(layer.beta)
-            if layer.learn_theta:
-                tensors.append(layer.theta)
-        tensors.append(self.readout.packed)
-        return tensors
-
     def parameters(self) -> list[Tensor]:
         """Detached aliases of the trainable tensors, in the gradient layout (update them in place)."""
-        return self._parameter_tensors()
+        layers = self.network.spiking_layers
+        tensors = [layer.packed for layer in layers]
+        for layer in layers:
+            tensors += [getattr(layer, name).detach() for name in layer.learnable_constants()]
+        tensors.append(self.network.readout.packed)
+        return tensors
 
-    def _bind_slots(self, grads: Sequence[Tensor]) -> None:
-        n = len(self.layers)
-        slots: list[dict[str, Tensor]] = [{"packed": grads[i]} for i in range(n)]
-        index = n
-        for i, layer in enumerate(self.layers):
-            if layer.learn_beta:
-                slots[i]["beta"] = grads[index]
-                index += 1
-            if layer.learn_theta:
-                slots[i]["theta"] = grads[index]
-                index += 1
-        self._slots = slots
-        self._bound_grads = grads
-        self._np_slots = tuple(g.detach().numpy() for g in grads) if self.numpy_path else ()
+    def constant_bounds(self) -> list[tuple[Tensor, float, float]]:
+        """``(tensor, low, high)`` of every learned constant: the range it is projected back into."""
+        bounds = []
+        for layer in self.network.spiking_layers:
+            for name in layer.learnable_constants():
+                low, high = layer.model.parameter(name).projection()
+                bounds.append((getattr(layer, name).detach(), low, high))
+        return bounds
 
-    def _gradient_names(self) -> dict[str, tuple[int, int | None, int | None]]:
+    def _split(self, flat: Tensor) -> list[Tensor]:
+        sizes = [t.numel() for t in self.parameters()]
+        return list(torch.split(flat, sizes, dim=1))
+
+    def _gradient_layout(self) -> dict[str, Any]:
+        network = self.network
+        layers = network.spiking_layers
         names: dict[str, tuple[int, int | None, int | None]] = {}
-        n = len(self.layers)
+        spans, offset = [], 0
+        for i, layer in enumerate(layers):
+            rows, hidden = layer.packed.shape
+            spans.append((offset, offset + rows * hidden, (rows, hidden)))
+            offset += rows * hidden
+            _packed_names(names, f"layers.{i}", layer, i)
+        table, const_start, index = [], offset, len(layers)
+        for i, layer in enumerate(layers):
+            for q, name in enumerate(layer.learnable_constants()):
+                width = getattr(layer, name).numel()
+                table.append((i, q, offset - const_start, width))
+                names[f"layers.{i}.{name}"] = (index, None, None)
+                index += 1
+                offset += width
+        const_stop = offset
+        readout = network.readout
+        rows, outputs = readout.packed.shape
+        readout_span = (offset, offset + rows * outputs, (rows, outputs))
+        _packed_names(names, "readout", readout, index)
+        return {
+            "layers": spans, "readout": readout_span, "constants": (const_start, const_stop),
+            "table": np.array(table, dtype=np.int64).reshape(-1, 4), "size": readout_span[1], "names": names,
+        }
 
-        def packed_names(prefix: str, module: PackedLinear, index: int) -> None:
-            rows = module.in_features
-            names[f"{prefix}.weight"] = (index, 0, rows)
-            if module.recurrent:
-                names[f"{prefix}.recurrent_weight"] = (index, rows, rows + module.out_features)
-                rows += module.out_features
-            names[f"{prefix}.bias"] = (index, rows, None)
 
-        for i, layer in enumerate(self.layers):
-            packed_names(f"layers.{i}", layer.layer, i)
-        index = n
-        for i, layer in enumerate(self.layers):
-            for flag, name in ((layer.learn_beta, "beta"), (layer.learn_theta, "theta")):
-                if flag:
-                    names[f"layers.{i}.{name}"] = (index, None, None)
-                    index += 1
-        packed_names("readout", self.network.readout, index)
-        return names
+def _packed_names(names: dict[str, tuple[int, int | None, int | None]], prefix: str, module: PackedLinear,
+                  index: int) -> None:
+    rows = module.in_features
+    names[f"{prefix}.weight"] = (index, 0, rows)
+    if module.recurrent:
+        names[f"{prefix}.recurrent_weight"] = (index, rows, rows + module.out_features)
+        rows += module.out_features
+    names[f"{prefix}.bias"] = (index, rows, None)

@@ -1,0 +1,14 @@
+"""Element-wise formulas written once with Python operators, so one definition runs on numpy arrays,
+torch tensors and scalars inside compiled kernels. This package imports nothing from the rest of
+reflect: every layer above may use it.
+
+* :mod:`~reflect.formulas.readout` - the leaky-integrator readout;
+* :mod:`~reflect.formulas.obgd` - the overshoot-bounded step size;
+* :mod:`~reflect.formulas.td` - the third factor (TD error, reward baseline) and the entropy weight;
+* :mod:`~reflect.formulas.gaussian` - the squashed Gaussian policy head;
+* :mod:`~reflect.formulas.categorical` - the softmax policy head;
+* :mod:`~reflect.formulas.normalize` - the running observation normaliser.
+
+Neuron models and surrogates are formulas too; they live with the spiking layers as registered
+plug-ins (:mod:`reflect.spiking.models`, :mod:`reflect.spiking.surrogate`).
+"""

@@ -1,0 +1,214 @@
+"""The array backends: a network's step, backward pass and reset on whole arrays, for numpy views of the
+engine's buffers (``numpy``) or the torch tensors themselves (``torch``, any device).
+
+The math is the neuron model's registered formulas (:mod:`reflect.spiking.models`) and the surrogate's,
+called on ``[B, H]`` arrays instead of the compiled backend's scalars, with the same rules: element-wise
+math in float64, results rounded into the buffers' dtype. Currents ``y = z @ W`` are computed in the
+buffers' dtype (BLAS), then widened. The equations are those of :mod:`reflect.kernels.network`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from reflect.formulas.readout import leaky_integrate
+from reflect.spiking.surrogate import surrogate_function
+
+if TYPE_CHECKING:
+    from reflect.traces.engine import TraceEngine
+
+PP_PROP = "pp-prop"
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().numpy()
+
+
+def _torch(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach()
+
+
+def _widen_numpy(x: Any) -> Any:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _widen_torch(x: Any) -> Any:
+    return x.to(torch.float64)
+
+
+def _expand(d: Any) -> Any:
+    """A per-neuron factor (a number, ``[H]`` or ``[B, H]``) shaped to scale ``[B, R, H]`` traces."""
+    return d[:, None, :] if getattr(d, "ndim", 0) == 2 else d
+
+
+class ArrayNetwork:
+    """The network kernels of one :class:`TraceEngine` on whole arrays.
+
+    Args:
+        engine: the engine whose buffers these are.
+        library: ``"numpy"`` (numpy views of the buffers, CPU) or ``"torch"`` (the tensors).
+    """
+
+    def __init__(self, engine: TraceEngine, library: str) -> None:
+        view: Callable[[torch.Tensor], Any] = _numpy if library == "numpy" else _torch
+        self.widen: Callable[[Any], Any] = _widen_numpy if library == "numpy" else _widen_torch
+        self.library = library
+        self.engine = engine
+        self.model = engine.model
+        self.derivative = surrogate_function(engine.surrogate.name).derivative
+        self.slope = float(engine.surrogate.slope)
+        self.algorithm = engine.algorithm
+        self.alpha_f = engine.alpha_f
+        self.layers = []
+        for layer in engine.layer_buffers:
+            self.layers.append({key: (view(value) if isinstance(value, torch.Tensor) else value)
+                                for key, value in layer.items()})
+            self.layers[-1]["consts"] = tuple(view(c) for c in layer["constants"])
+        readout = engine.readout_buffers
+        self.readout = {key: (view(value) if isinstance(value, torch.Tensor) else value)
+                        for key, value in readout.items()}
+        self.correction = view(engine.correction)
+
+    # ------------------------------------------------------------------------------------ forward
+    def forward(self, traces: bool) -> None:
+        widen, model = self.widen, self.model
+        if traces and self.alpha_f > 0.0:
+            self.correction[...] = self.alpha_f * self.correction + (1.0 - self.alpha_f)
+        for layer in self.layers:
+            z, spikes = layer["z"], layer["spikes"]
+            if layer["recurrent"]:
+                n_in = layer["in_features"]
+                z[:, n_in:n_in + spikes.shape[1]] = spikes
+            y = widen(z @ layer["w"])
+            h = layer["h"]
+            hp = tuple(widen(h[k]) for k in range(h.shape[0]))
+            p = tuple(widen(c) for c in layer["consts"])
+            s_prev = widen(spikes)
+            reset = model.reset(hp, s_prev, p)
+            hn = model.step(hp, s_prev, reset, y, p)
+            u = model.excess(hn, p)
+            if traces:
+                self._advance_traces(layer, hp, s_prev, reset, y, p, widen(layer["psi"]))
+                layer["psi"][...] = self.derivative(u, self.slope)
+            for k in range(h.shape[0]):
+                h[k] = hn[k]
+            spikes[...] = u > 0.0
+        readout = self.readout
+        z = readout["z"]
+        y = widen(z @ readout["w"])
+        decay = readout["decay"]
+        if decay > 0.0:
+            readout["o"][...] = leaky_integrate(widen(readout["o"]), y, decay)
+            if traces:
+                readout["eps"][...] = leaky_integrate(widen(readout["eps"]), widen(z), decay)
+        else:
+            readout["o"][...] = y
+
+    def _advance_traces(self, layer: dict[str, Any], hp: tuple[Any, ...], s_prev: Any, reset: Any, y: Any,
+                        p: tuple[Any, ...], psi_prev: Any) -> None:
+        model, widen, detach = self.model, self.widen, layer["detach"]
+        states = len(hp)
+        d = model.state_jacobian(hp, s_prev, reset, y, psi_prev, p, detach)
+        d_f = model.input_jacobian(hp, s_prev, reset, y, p)
+        for k in range(states):
+            layer["df"][k] = d_f[k]
+
+        def advance(trace: Any, immediate: Any, scale: Callable[[Any], Any] = lambda v: v) -> list[Any]:
+            old = [widen(trace[k]) for k in range(states)]
+            return [sum((scale(d[s * states + k]) * old[k] for k in range(states)), start=immediate[s])
+                    for s in range(states)]
+
+        if layer["learn"]:
+            d_p = model.parameter_jacobian(hp, s_prev, reset, y, psi_prev, p, detach)
+            for q, index in enumerate(layer["learn"]):
+                etrace = layer["etrace"][q]
+                for s, value in enumerate(advance(etrace, d_p[index])):
+                    etrace[s] = value
+        if self.algorithm == PP_PROP:
+            alpha_x = layer["alpha_x"]
+            if alpha_x is None:  # follow the model's decay constant (it may be learned)
+                alpha_x = float(layer["consts"][layer["decay_index"]].mean())
+            layer["eps_x"][...] = alpha_x * widen(layer["eps_x"]) + widen(layer["z"])
+            if self.alpha_f > 0.0:
+                eps_f = layer["eps_f"]
+                zero = [0.0] * states
+                for s, value in enumerate(advance(eps_f, zero)):
+                    eps_f[s] = self.alpha_f * value + (1.0 - self.alpha_f) * d_f[s]
+            return
+        eps = layer["eps"]
+        z = widen(layer["z"])[:, :, None]
+        increment = [z * _expand(d_f[s]) for s in range(states)]
+        for s, value in enumerate(advance(eps, increment, _expand)):
+            eps[s] = value
+
+    # ----------------------------------------------------------------------------------- backward
+    def backward(self, signal: Any, grads: tuple[Any, ...], decay: float) -> None:
+        """Per-stream gradients (layout of :meth:`TraceEngine.stream_gradients`) from ``dL/do``."""
+        widen, model = self.widen, self.model
+        layer_grads, readout_grad, const_grads, const_table = grads
+        readout = self.readout
+        signal = widen(signal)
+        pre = widen(readout["eps"] if readout["decay"] > 0.0 else readout["z"])
+        _accumulate(readout_grad, pre[:, :, None] * signal[:, None, :], decay)
+        up = (1.0 - readout["decay"]) * (signal @ widen(readout["w"][: readout["in_features"]]).T)
+        if decay == 0.0:
+            const_grads[...] = 0.0
+        else:
+            const_grads[...] = decay * widen(const_grads)
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            h, p = layer["h"], tuple(widen(c) for c in layer["consts"])
+            hp = tuple(widen(h[k]) for k in range(h.shape[0]))
+            du_dh, du_dp = model.excess_jacobian(hp, p)
+            g_u = up * widen(layer["psi"])
+            delta = [g_u * du_dh[s] for s in range(len(hp))]
+            weighted = sum((delta[s] * widen(layer["df"][s]) for s in range(len(hp))), start=0.0 * g_u)
+            if self.algorithm == PP_PROP:
+                post = weighted
+                if self.alpha_f > 0.0:
+                    inv_c = 1.0 / widen(self.correction)[:, None]
+                    post = sum((delta[s] * widen(layer["eps_f"][s]) for s in range(len(hp))),
+                               start=0.0 * g_u) * inv_c
+                _accumulate(layer_grads[index], widen(layer["eps_x"])[:, :, None] * post[:, None, :], decay)
+            else:
+                eps = layer["eps"]
+                total = sum((_expand(delta[s]) * widen(eps[s]) for s in range(len(hp))), start=0.0)
+                _accumulate(layer_grads[index], total, decay)
+            for row in const_table:
+                if int(row[0]) != index:
+                    continue
+                q, column, width = int(row[1]), int(row[2]), int(row[3])
+                g = g_u * du_dp[layer["learn"][q]]
+                for s in range(len(hp)):
+                    g = g + delta[s] * widen(layer["etrace"][q][s])
+                if width > 1:
+                    const_grads[:, column:column + width] += g
+                else:
+                    const_grads[:, column] += g.sum(axis=1)
+            if index > 0:
+                up = weighted @ widen(layer["w"][: layer["in_features"]]).T
+
+    # -------------------------------------------------------------------------------------- reset
+    def reset(self, done: Any) -> None:
+        """Zero state and traces of the streams where ``done`` (``[B]`` bool, of this library)."""
+        for layer in self.layers:
+            for key in ("psi", "spikes", "eps_x"):
+                layer[key][done] = 0.0
+            for key in ("h", "eps_f", "eps"):
+                layer[key][:, done] = 0.0
+            layer["etrace"][:, :, done] = 0.0
+        self.readout["o"][done] = 0.0
+        self.readout["eps"][done] = 0.0
+        self.correction[done] = 0.0
+
+
+def _accumulate(out: Any, value: Any, decay: float) -> None:
+    """``out <- decay * out + value`` (``decay == 0`` overwrites)."""
+    if decay == 0.0:
+        out[...] = value
+    else:
+        out[...] = decay * out + value

@@ -1,0 +1,133 @@
+"""Backends for the step math, and the one place where one is chosen.
+
+A backend runs the same registered formulas (neuron models, surrogates, heads, the normaliser, the
+bounded update) its own way:
+
+* ``numba`` - compiled loops (:mod:`reflect.kernels`), specialised per neuron model and surrogate, the
+  whole REFLECT act and observe as one call each; CPU, up to ``SMALL_NETWORK_WEIGHTS`` per matrix;
+* ``numpy`` - whole-array numpy on views of the same buffers; CPU, same size limit;
+* ``torch`` - whole-array torch on the buffers themselves; any size and device.
+
+:func:`select_backend` asks each backend in turn (a requested one first) whether it can run the
+configuration; a backend that cannot says why, and the next one is asked. The choice carries the
+reason, logged at debug level (logger ``reflect.backends``) and printed by ``reflect verify``. A
+requested backend that refuses is an error naming the reason. ``REFLECT_BACKEND`` in the environment
+requests one by name; ``REFLECT_COMPILED=0`` rules out ``numba``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from reflect.kernels.compiler import compiled_available, numba_version
+from reflect.kernels.network import MAX_PARAMS, MAX_STATES
+from reflect.spiking.models import NeuronModel
+
+# above this many weights in one matrix torch's BLAS kernels beat per-element loops and numpy
+# (measured: the loops win at 4-128-128-2, torch at 4-512-512-2; benchmarks/trace_step.py)
+SMALL_NETWORK_WEIGHTS = 65_536
+BACKEND_NAMES = ("numba", "numpy", "torch")
+_OFF = {"0", "false", "no", "off"}
+log = logging.getLogger("reflect.backends")
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What a backend needs to know to accept or refuse a network."""
+
+    model: NeuronModel
+    device: str
+    largest_matrix: int
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A registered backend: ``refuse(spec)`` returns why it cannot run ``spec``, or ``None``."""
+
+    name: str
+    refuse: Callable[[EngineSpec], str | None]
+    summary: str
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend chosen, why, and what the backends before it said."""
+
+    name: str
+    reason: str
+    refusals: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """One line: ``numba (...)``, with the refusals of those tried first."""
+        text = f"{self.name} ({self.reason})"
+        for name, why in self.refusals:
+            text += f"; {name} refused: {why}"
+        return text
+
+
+def _refuse_numba(spec: EngineSpec) -> str | None:
+    if not compiled_available():
+        return 'numba is not installed (pip install "reflect-rl[fast]")'
+    if os.environ.get("REFLECT_COMPILED", "").strip().lower() in _OFF:
+        return "switched off by REFLECT_COMPILED=0"
+    if spec.device != "cpu":
+        return f"the network is on {spec.device}, compiled kernels run on the CPU"
+    if spec.model.num_states > MAX_STATES or len(spec.model.parameters) > MAX_PARAMS:
+        return (f"neuron model {spec.model.name!r} has {spec.model.num_states} states and "
+                f"{len(spec.model.parameters)} constants; the compiled kernels take up to {MAX_STATES} and "
+                f"{MAX_PARAMS}")
+    return _refuse_large(spec)
+
+
+def _refuse_numpy(spec: EngineSpec) -> str | None:
+    if spec.device != "cpu":
+        return f"the network is on {spec.device}, numpy runs on the CPU"
+    return _refuse_large(spec)
+
+
+def _refuse_large(spec: EngineSpec) -> str | None:
+    if spec.largest_matrix > SMALL_NETWORK_WEIGHTS:
+        return (f"a weight matrix has {spec.largest_matrix:,} entries, above {SMALL_NETWORK_WEIGHTS:,}, where "
+                "torch's BLAS kernels are faster")
+    return None
+
+
+BACKENDS: dict[str, Backend] = {
+    "numba": Backend("numba", _refuse_numba, f"compiled loops (numba {numba_version()})"),
+    "numpy": Backend("numpy", _refuse_numpy, "whole-array numpy"),
+    "torch": Backend("torch", lambda spec: None, "whole-array torch, any size and device"),
+}
+
+
+def requested_backend() -> str | None:
+    """The backend named by ``REFLECT_BACKEND`` (``None`` when unset); an unknown name is an error."""
+    name = os.environ.get("REFLECT_BACKEND", "").strip().lower()
+    if not name:
+        return None
+    if name not in BACKENDS:
+        raise ValueError(f"REFLECT_BACKEND={name!r} is not a backend: choose one of {', '.join(BACKENDS)}")
+    return name
+
+
+def select_backend(specs: Sequence[EngineSpec], requested: str | None = None) -> BackendChoice:
+    """The first backend (``requested``, else ``REFLECT_BACKEND``, else numba, numpy, torch) that accepts
+    every spec. A requested backend that refuses raises ``ValueError`` with its reason."""
+    requested = requested if requested is not None else requested_backend()
+    if requested is not None and requested not in BACKENDS:
+        raise ValueError(f"unknown backend {requested!r}: choose one of {', '.join(BACKENDS)}")
+    refusals: list[tuple[str, str]] = []
+    order = [requested] if requested is not None else list(BACKENDS)
+    for name in order:
+        why = next((r for r in (BACKENDS[name].refuse(spec) for spec in specs) if r), None)
+        if why is None:
+            reason = "requested" if requested is not None else (
+                "the first backend that accepts this network" if refusals else BACKENDS[name].summary)
+            choice = BackendChoice(name, reason, tuple(refusals))
+            log.debug("backend: %s", choice.describe())
+            return choice
+        refusals.append((name, why))
+    name, why = refusals[-1]
+    raise ValueError(f"backend {name!r} cannot run this network: {why}")
