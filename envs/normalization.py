@@ -12,13 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from reflect.kernels import compiled_enabled
-from reflect.kernels.normalize import normalize_one
+from reflect.formulas.normalize import merge, normalize, welford
+from reflect.learning.errors import check_finite
 
 __all__ = ["ObservationNormalizer", "RewardScaler", "RunningMeanStd"]
-
-SMALL_ROW = 16  # observations up to this length are normalised one at a time in plain floats
-_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _float64_array(value: Any) -> np.ndarray:
@@ -27,50 +24,28 @@ def _float64_array(value: Any) -> np.ndarray:
     return np.array(value, dtype=np.float64)
 
 
-def _welford_step(mean: float, var: float, count: int, x: float) -> tuple[float, float]:
-    """Mean and population variance after adding ``x`` to ``count`` values, in plain floats (the same
-    operations, in the same order, as :meth:`RunningMeanStd.update` with one row)."""
-    total = count + 1
-    delta = x - mean
-    mean = mean + delta / total
-    return mean, (var * count + delta * (x - mean)) / total
-
-
-def _check_finite(values: np.ndarray, what: str) -> None:
-    if math.isfinite(values.sum()):  # one reduction; NaN or inf anywhere makes the sum non-finite
-        return
-    bad = ~np.isfinite(values)
-    if not bad.any():  # finite values whose sum overflowed
-        return
-    streams = np.flatnonzero(bad.reshape(len(values), -1).any(axis=1)).tolist()
-    if values.ndim == 1:
-        raise FloatingPointError(
-            f"{what} has NaN or inf in streams {streams}: fix the environment that produced it"
-        )
-    cells = np.argwhere(bad.any(axis=0))
-    dims = [int(c[0]) for c in cells] if values.ndim == 2 else [tuple(int(i) for i in c) for c in cells]
-    raise FloatingPointError(
-        f"{what} has NaN or inf in dimensions {dims} (streams {streams}): fix the environment or clip its "
-        "observations before normalising"
-    )
-
-
 class RunningMeanStd:
     """Mean, population variance and count of every value fed in, per element of ``shape`` (float64).
 
-    :attr:`mean` and :attr:`var` are updated in place (compiled kernels hold on to them).
-
-    Batches are merged with Chan et al.'s parallel update (Welford's for a single row), so the
-    statistics equal ``np.mean`` / ``np.var`` of all the rows seen. Before any data: mean 0, var 1.
+    The formulas are :mod:`reflect.formulas.normalize`: Welford's update for a single row, Chan et al.'s
+    parallel merge for a batch, so the statistics equal ``np.mean`` / ``np.var`` of all the rows seen.
+    Before any data: mean 0, var 1. :attr:`mean`, :attr:`var` and the count (a one-element int64 array,
+    :attr:`count_array`) are updated in place, so compiled kernels can hold on to them.
     """
 
     def __init__(self, shape: tuple[int, ...] = ()) -> None:
         self.shape = tuple(int(d) for d in shape)
         self.mean = np.zeros(self.shape, dtype=np.float64)
         self.var = np.ones(self.shape, dtype=np.float64)
-        self.count = 0
-        self._delta = np.zeros(self.shape)  # work buffers of the single-row update
-        self._work = np.zeros(self.shape)
+        self.count_array = np.zeros(1, dtype=np.int64)
+
+    @property
+    def count(self) -> int:
+        return int(self.count_array[0])
+
+    @count.setter
+    def count(self, value: int) -> None:
+        self.count_array[0] = value
 
     def update(self, batch: np.ndarray) -> None:
         """Add the rows of ``batch`` ``[N, *shape]``."""
@@ -83,52 +58,19 @@ class RunningMeanStd:
         n = batch.shape[0]
         if n == 0:
             return
-        total = self.count + n
-        if n == 1 and self.shape:
-            self._update_row(batch[0], total)
-        elif n == 1:
-            delta = batch[0] - self.mean
-            mean = self.mean + delta / total
-            self.var[...] = (self.var * self.count + delta * (batch[0] - mean)) / total
-            self.mean[...] = mean
+        if n == 1:
+            mean, var = welford(self.mean, self.var, self.count, batch[0])
         else:
-            delta = batch.mean(axis=0) - self.mean
-            m2 = self.var * self.count + batch.var(axis=0) * n + delta * delta * (self.count * n / total)
-            self.mean[...] = self.mean + delta * (n / total)
-            self.var[...] = m2 / total
-        self.count = total
-
-    def _update_row(self, row: np.ndarray, total: int) -> None:
-        """Welford's update with one row, in place on preallocated buffers (same arithmetic, same order,
-        as the expression form: ``mean += delta / n``, ``var = (var * (n - 1) + delta (x - mean)) / n``)."""
-        delta, work = self._delta, self._work
-        np.subtract(row, self.mean, out=delta)
-        np.divide(delta, total, out=work)
-        self.mean += work
-        np.subtract(row, self.mean, out=work)
-        work *= delta
-        self.var *= self.count
-        self.var += work
-        self.var /= total
+            mean, var = merge(self.mean, self.var, self.count, batch.mean(axis=0), batch.var(axis=0), n)
+        self.mean[...], self.var[...] = mean, var
+        self.count = self.count + n
 
     def update_scalar(self, value: float) -> float:
         """Add one value (``shape == ()``) in plain floats; returns the new variance."""
-        mean, var = _welford_step(float(self.mean), float(self.var), self.count, value)
-        self.mean[...], self.var[...], self.count = mean, var, self.count + 1
-        return var
-
-    def update_row(self, row: list[float]) -> tuple[list[float], list[float]]:
-        """Add one row (``shape == (D,)``) given as plain floats; returns the new mean and variance as
-        lists (stored into :attr:`mean` / :attr:`var` too)."""
-        pairs = [
-            _welford_step(m, v, self.count, x)
-            for m, v, x in zip(self.mean.tolist(), self.var.tolist(), row, strict=True)
-        ]
-        mean, var = [m for m, _ in pairs], [v for _, v in pairs]
-        self.mean[...] = mean
-        self.var[...] = var
-        self.count += 1
-        return mean, var
+        mean, var = welford(float(self.mean), float(self.var), self.count, value)
+        self.mean[...], self.var[...] = mean, var
+        self.count = self.count + 1
+        return float(var)
 
     def state_dict(self) -> dict[str, Any]:
         """``{"mean": tensor, "var": tensor, "count": int}`` (float64 tensors of ``shape``)."""
@@ -150,88 +92,61 @@ class RunningMeanStd:
 
 
 class ObservationNormalizer:
-    """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` with running statistics of ``obs``."""
+    """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` with running statistics of ``obs``
+    (:func:`reflect.formulas.normalize.normalize`)."""
 
-    def __init__(self, shape: tuple[int, ...], clip: float = 5.0, epsilon: float = 1e-8,
-                 compiled: bool | None = None) -> None:
-        """``compiled``: normalise single observations with one compiled call
-        (:mod:`reflect.kernels.normalize`, same bits); ``None``: when numba is available."""
+    def __init__(self, shape: tuple[int, ...], clip: float = 5.0, epsilon: float = 1e-8) -> None:
         if not clip > 0:
             raise ValueError(f"clip must be > 0, got {clip}: pass a positive bound")
-        self.compiled = compiled_enabled() if compiled is None else bool(compiled)
         self.rms = RunningMeanStd(shape)
-        self.clip = float(clip)
-        self.epsilon = float(epsilon)
-        self._scale_count = -1  # count at which _scale = 1 / sqrt(var + eps) was computed
-        self._scale = np.ones(self.rms.shape)
-        self._work = np.zeros((1, *self.rms.shape))
+        self.settings = np.array([float(clip), float(epsilon)])  # read by compiled kernels at every call
+
+    @property
+    def clip(self) -> float:
+        return float(self.settings[0])
+
+    @property
+    def epsilon(self) -> float:
+        return float(self.settings[1])
 
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of one observation."""
         return self.rms.shape
 
-    def scale(self) -> np.ndarray:
-        """``1 / sqrt(var + epsilon)`` of the current statistics (float64, ``shape``): normalised
-        observations are ``clip((obs - mean) * scale(), -clip, clip)``."""
-        return 1.0 / np.sqrt(self.rms.var + self.epsilon)
-
     def __call__(self, obs: np.ndarray, update: bool = True, out: np.ndarray | None = None) -> np.ndarray:
         """Normalise ``obs`` ``[N, *shape]`` to float32 ``[N, *shape]``; if ``update``, stats update first.
 
-        ``out``: a float32 ``[N, *shape]`` array to write into (and return) instead of a new one.
+        ``out``: an ``[N, *shape]`` array to write into (and return) instead of a new float32 one.
+        Raises ``FloatingPointError`` naming the dimensions if ``obs`` holds NaN or inf.
         """
-        if not isinstance(obs, np.ndarray):
-            obs = np.asarray(obs)
+        obs = np.asarray(obs)
         if obs.shape[1:] != self.rms.shape:
             raise ValueError(
                 f"ObservationNormalizer of shape {self.rms.shape} got observations of shape {obs.shape}: "
                 f"pass [N, *{self.rms.shape}]"
             )
-        if out is not None and obs.ndim == 2 and obs.shape[0] == 1:
-            if self.compiled and obs.dtype in _COMPILED_DTYPES:
-                return self._normalize_compiled(obs[0], update, out)
-            if 0 < obs.shape[1] <= SMALL_ROW:
-                return self._normalize_row(obs[0].tolist(), update, out)
-        _check_finite(obs, "observation")
+        check_finite(obs, "observation")
         if update:
             self.rms.update(obs)
-        if self._scale_count != self.rms.count:
-            self._scale = self.scale()
-            self._scale_count = self.rms.count
-        if self._work.shape != obs.shape:
-            self._work = np.zeros(obs.shape)
-        normalized = np.subtract(obs, self.rms.mean, out=self._work)
-        normalized *= self._scale
-        np.minimum(normalized, self.clip, out=normalized)  # np.clip's Python wrapper costs more than both
-        np.maximum(normalized, -self.clip, out=normalized)
+        normalized = normalize(obs.astype(np.float64, copy=False), self.rms.mean, self.rms.var, self.epsilon,
+                               self.clip)
         if out is None:
             return normalized.astype(np.float32)
         out[...] = normalized
         return out
 
-    def _normalize_compiled(self, row: np.ndarray, update: bool, out: np.ndarray) -> np.ndarray:
-        """One observation in one compiled call (the same bits as the other paths)."""
-        rms = self.rms
-        if not normalize_one(row, rms.mean, rms.var, rms.count, update, self.clip, self.epsilon, out[0]):
-            _check_finite(row[None], "observation")
-        if update:
-            rms.count += 1
-        return out
+    def prepare(self, raw: np.ndarray, out: np.ndarray, update: bool) -> bool:
+        """:meth:`__call__` into ``out`` for a learner: ``False``, changing nothing, if ``raw`` holds NaN or
+        inf."""
+        if not np.isfinite(raw).all():
+            return False
+        self(raw, update=update, out=out)
+        return True
 
-    def _normalize_row(self, row: list[float], update: bool, out: np.ndarray) -> np.ndarray:
-        """One short observation in plain floats: the same IEEE operations in the same order as the
-        array path (so the same bits), without a dozen array calls of ~1 µs each."""
-        if not all(map(math.isfinite, row)):
-            _check_finite(np.asarray([row]), "observation")
-        rms = self.rms
-        mean, var = rms.update_row(row) if update else (rms.mean.tolist(), rms.var.tolist())
-        clip, epsilon = self.clip, self.epsilon
-        out[0] = [
-            max(min((x - m) * (1.0 / math.sqrt(v + epsilon)), clip), -clip)
-            for x, m, v in zip(row, mean, var, strict=True)
-        ]
-        return out
+    def compiled_handle(self) -> tuple[np.ndarray, ...]:
+        """The buffers the compiled normaliser reads and updates (``reflect.kernels.learning_ops``)."""
+        return (self.rms.mean, self.rms.var, self.rms.count_array, self.settings, np.ones(1, dtype=np.int64))
 
     def state_dict(self) -> dict[str, Any]:
         """``{"rms": ..., "clip": float, "epsilon": float}``."""
@@ -240,8 +155,7 @@ class ObservationNormalizer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load a :meth:`state_dict` (statistics, clip and epsilon)."""
         self.rms.load_state_dict(state["rms"])
-        self.clip, self.epsilon = float(state["clip"]), float(state["epsilon"])
-        self._scale_count = -1
+        self.settings[...] = (float(state["clip"]), float(state["epsilon"]))
 
 
 class RewardScaler:
@@ -274,7 +188,7 @@ class RewardScaler:
                 f"RewardScaler for {self.num_envs} streams got rewards of shape {rewards.shape}: "
                 f"pass [{self.num_envs}]"
             )
-        _check_finite(rewards, "reward")
+        check_finite(rewards, "reward")
         self.returns = self.gamma * self.returns + rewards
         if update:
             self.rms.update(self.returns)

@@ -168,9 +168,35 @@ def test_learn_flags_choose_parameter_or_buffer(learn_beta: bool, learn_theta: b
     assert isinstance(layer.beta, nn.Parameter) is learn_beta
     assert isinstance(layer.theta, nn.Parameter) is learn_theta
     assert layer.beta.item() == pytest.approx(0.8) and layer.theta.item() == pytest.approx(1.2)
-    # rho and beta_a are always fixed buffers, and all four are saved
-    assert _kind(layer, "rho") == "buffer" and _kind(layer, "beta_a") == "buffer"
-    assert {"beta", "theta", "rho", "beta_a"} <= set(layer.state_dict())
+    assert {"beta", "theta"} <= set(layer.state_dict())
+    # every constant of a model is registered under its name (ALIF adds rho and beta_a), fixed unless learned
+    alif = SpikingLayer(3, 4, neuron="alif", learn=["rho"])
+    assert _kind(alif, "rho") == "parameter" and _kind(alif, "beta_a") == "buffer"
+    assert {"beta", "theta", "rho", "beta_a"} <= set(alif.state_dict())
+
+
+def test_constants_are_checked_against_the_model() -> None:
+    """An unknown constant names the model's constants; a value outside its range names the range."""
+    with pytest.raises(ValueError, match=r"neuron model 'lif' has no constant 'alpha': its constants are beta, theta"):
+        SpikingLayer(3, 4, alpha=0.5)
+    with pytest.raises(ValueError, match=r"neuron model 'cuba' has no constant 'rho'"):
+        SpikingLayer(3, 4, neuron="cuba", learn=["rho"])
+    with pytest.raises(ValueError, match=r"lif constant beta \(membrane decay\) must be in \[0, 1\), got 1.2"):
+        SpikingLayer(3, 4, beta=1.2)
+    with pytest.raises(ValueError, match=r"cuba constant alpha .* must be in \[0, 1\), got -0.1"):
+        SpikingLayer(3, 4, neuron="cuba", alpha=[0.5, 0.5, -0.1, 0.5])
+
+
+def test_learned_constants_are_projected_back_into_range() -> None:
+    """``project_constants_`` clips learned decays into [0, 1) and thresholds above 0; fixed ones stay."""
+    layer = SpikingLayer(3, 4, neuron="cuba", per_neuron=True, learn=["alpha", "beta", "theta"])
+    with torch.no_grad():
+        layer.alpha.copy_(torch.tensor([1.5, -0.2, 0.5, 1.0]))
+        layer.theta.copy_(torch.tensor([-1.0, 0.0, 2.0, 1.0]))
+    layer.project_constants_()
+    assert float(layer.alpha.max()) < 1.0 and float(layer.alpha.min()) == 0.0
+    assert float(layer.alpha[2]) == 0.5 and float(layer.theta[2]) == 2.0
+    assert float(layer.theta.min()) > 0.0
 
 
 def test_learnable_beta_receives_gradient() -> None:
@@ -217,7 +243,7 @@ def test_wrong_length_beta_raises(bad: Any) -> None:
 
 def test_unknown_neuron_type_raises() -> None:
     """An unknown neuron type raises ``ValueError`` naming it and the choices."""
-    with pytest.raises(ValueError, match=r"unknown neuron type 'izhikevich': choose one of lif, alif"):
+    with pytest.raises(ValueError, match=r"unknown neuron model 'izhikevich': choose one of lif, alif, cuba"):
         SpikingLayer(3, 4, neuron="izhikevich")
 
 

@@ -123,7 +123,8 @@ def test_one_stream_ending_leaves_the_other_streams_untouched() -> None:
         (ended.critic_engine, running.critic_engine),
         (ended.actor_engine, running.actor_engine),
     ):
-        a, b = engine_a.state_tensors(), engine_b.state_tensors()
+        a = {k: t.movedim(engine_a.stream_axis(k), 0) for k, t in engine_a.state_tensors().items()}
+        b = {k: t.movedim(engine_b.stream_axis(k), 0) for k, t in engine_b.state_tensors().items()}
         differs0 = any(not torch.equal(a[k][0], b[k][0]) for k in a if a[k].dim() > 1)
         assert differs0  # stream 0 restarted
         for k in a:

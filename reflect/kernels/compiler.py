@@ -31,11 +31,12 @@ def numba_version() -> str:
     return str(numba.__version__)
 
 
-def jit(function: _F) -> _F:
-    """``numba.njit`` with an on-disk cache (the plain function when numba is missing)."""
+def jit(function: _F, inline: bool = False) -> _F:
+    """``numba.njit`` with an on-disk cache (the plain function when numba is missing); ``inline``
+    inlines it into its callers in numba's IR (fewer functions to compile when arguments are large)."""
     if njit is None:
         return function
-    compiled: _F = njit(cache=True, nogil=True)(function)
+    compiled: _F = njit(cache=True, nogil=True, inline="always" if inline else "never")(function)
     return compiled
 
 

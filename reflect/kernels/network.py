@@ -238,11 +238,12 @@ def network_forward(net, traces, active):  # type: ignore[no-untyped-def]
 def network_backward(net, signal, grads, decay, active):  # type: ignore[no-untyped-def]
     """Per-stream gradients from ``signal = dL/do`` ``[B, O]`` (see the module docstring).
 
-    ``grads`` = ``(layer gradients: tuple of [B, R_l, H_l], readout gradient [B, R_o, O], constants'
-    gradients [B, K], their table int64 [n, 4]: layer, position in the layer's learned constants, column,
-    width (1 or H))``; only the streams where ``active`` are touched.
+    ``grads`` = ``(flat [B, P], offsets int64 [L + 2]: where each layer's ``[R_l, H_l]`` block, the
+    readout's ``[R_o, O]`` block and the learned constants start in a row, the constants' table int64
+    [n, 4]: layer, position in the layer's learned constants, column, width (1 or H))``; only the streams
+    where ``active`` are touched.
     """
-    layer_grads, readout_grad, const_grads, const_table = grads
+    flat, offsets, const_table = grads
     w_o, y_o, o, eps_o = net[READOUT]
     readout_decay = net[READOUT_SCALARS][0]
     z_top = net[ZS][len(net[ZS]) - 1]
@@ -250,25 +251,25 @@ def network_backward(net, signal, grads, decay, active):  # type: ignore[no-unty
     layers = len(net[WS])
     batch, outputs = signal.shape
     gain = 1.0 - readout_decay
+    readout_start, const_start = offsets[layers], offsets[layers + 1]
+    const_stop = readout_start  # the constants come after the layers and before the readout
     for b in range(batch):
         if not active[b]:
             continue
         for r in range(pre.shape[1]):
             x = np.float64(pre[b, r])
             for k in range(outputs):
+                index = readout_start + r * outputs + k
                 g = x * np.float64(signal[b, k])
-                readout_grad[b, r, k] = g if decay == 0.0 else decay * readout_grad[b, r, k] + g
+                flat[b, index] = g if decay == 0.0 else decay * flat[b, index] + g
         up = net[UPS][layers - 1]
         for i in range(up.shape[1]):
             total = 0.0
             for k in range(outputs):
                 total += np.float64(signal[b, k]) * np.float64(w_o[i, k])
             up[b, i] = gain * total
-        for c in range(const_grads.shape[1]):
-            if decay == 0.0:
-                const_grads[b, c] = 0.0
-            else:
-                const_grads[b, c] = decay * const_grads[b, c]
+        for c in range(const_start, const_stop):
+            flat[b, c] = 0.0 if decay == 0.0 else decay * flat[b, c]
     alpha_f = net[SCALARS][0, ALPHA_F]
     algorithm = net[ALGORITHM]
     for layer in range(layers - 1, -1, -1):
@@ -276,7 +277,7 @@ def network_backward(net, signal, grads, decay, active):  # type: ignore[no-unty
         consts, learn, etrace = net[CONSTS][layer], net[LEARN][layer], net[ETRACES][layer]
         up, delta, weighted = net[UPS][layer], net[DELTAS][layer], net[WEIGHTED][layer]
         eps_x, eps_f, eps, w = net[EPS_XS][layer], net[EPS_FS][layer], net[EPSS][layer], net[WS][layer]
-        grad = layer_grads[layer]
+        start = offsets[layer]
         hidden = psi.shape[1]
         rows = w.shape[0]
         for b in range(batch):
@@ -296,12 +297,8 @@ def network_backward(net, signal, grads, decay, active):  # type: ignore[no-unty
                     if alpha_f > 0.0:
                         post += ds * np.float64(eps_f[s, b, j])
                 weighted[b, j] = total
-                if algorithm == PP_PROP and alpha_f > 0.0:
-                    y_signal = post * inv_c
-                else:
-                    y_signal = total
-                if algorithm == PP_PROP:
-                    up[b, j] = y_signal  # reused: the postsynaptic factor of the outer product below
+                if algorithm == PP_PROP:  # up is reused for the postsynaptic factor of the outer product
+                    up[b, j] = post * inv_c if alpha_f > 0.0 else total
                 for t in range(const_table.shape[0]):
                     if const_table[t, 0] != layer:
                         continue
@@ -309,21 +306,23 @@ def network_backward(net, signal, grads, decay, active):  # type: ignore[no-unty
                     g = g_u * du_dp[learn[q]]
                     for s in range(STATES):
                         g += delta[s, b, j] * np.float64(etrace[q, s, b, j])
-                    column = const_table[t, 2] + (j if const_table[t, 3] > 1 else 0)
-                    const_grads[b, column] += g
+                    column = const_start + const_table[t, 2] + (j if const_table[t, 3] > 1 else 0)
+                    flat[b, column] += g
             if algorithm == PP_PROP:
                 for r in range(rows):
                     x = np.float64(eps_x[b, r])
                     for j in range(hidden):
+                        index = start + r * hidden + j
                         g = x * up[b, j]
-                        grad[b, r, j] = g if decay == 0.0 else decay * grad[b, r, j] + g
+                        flat[b, index] = g if decay == 0.0 else decay * flat[b, index] + g
             else:
                 for r in range(rows):
                     for j in range(hidden):
+                        index = start + r * hidden + j
                         g = 0.0
                         for s in range(STATES):
                             g += delta[s, b, j] * np.float64(eps[s, b, r, j])
-                        grad[b, r, j] = g if decay == 0.0 else decay * grad[b, r, j] + g
+                        flat[b, index] = g if decay == 0.0 else decay * flat[b, index] + g
             if layer > 0:
                 below = net[UPS][layer - 1]
                 for i in range(below.shape[1]):

@@ -1,17 +1,17 @@
 """Templates of array code, specialised per plug-in by binding names, compiled or interpreted.
 
 A *template* is a module of plain Python functions that call some names they do not define (a neuron
-model's formulas, ``STATES``, a sub-step of a backend...). :func:`specialize` copies the functions the
-module lists in ``TEMPLATE`` into one fresh namespace holding the module's globals plus ``bindings``, so
+model's formulas, ``STATES``, a backend's sub-step...). :func:`specialize` copies the functions the
+modules list in ``TEMPLATE`` into one fresh namespace holding the modules' globals plus ``bindings``, so
 calls between the copies, and to the bound names, resolve there. With ``compiled=True`` every copy is
 compiled with numba (``njit``, cached on disk) and so is every plain Python formula it reaches through
-its globals (functions of ``reflect.formulas`` and of registered plug-ins); with ``compiled=False`` the
-copies run as ordinary Python, which is how one orchestration (e.g. the REFLECT step) serves both the
-compiled backend and the array backends.
+its globals (functions of ``reflect.formulas`` and functions marked with :func:`formula`); with
+``compiled=False`` the copies run as ordinary Python, which is how one orchestration (the REFLECT step)
+serves both the compiled backend and the array backends.
 
 Each compiled copy gets a name of its own, ``<function>__<tag>_<hash>``, where the hash covers the
-bound functions' code and the source of the formula and kernel modules, so numba's disk cache keeps one
-entry per specialisation and never serves code compiled from other formulas.
+templates' and the bound functions' code and the source of the formula and kernel modules, so numba's
+disk cache keeps one entry per specialisation and never serves code compiled from other formulas.
 """
 
 from __future__ import annotations
@@ -20,25 +20,35 @@ import functools
 import hashlib
 import inspect
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reflect.kernels.compiler import compiled_available, jit
+from reflect.kernels.compiler import INSTALL_HINT, compiled_available, jit
 
 _FORMULA_MODULES = ("reflect.formulas",)
 
 
 def _is_formula(value: Any) -> bool:
-    """A plain Python function of a formula module or a registered plug-in, to compile on the way."""
-    return isinstance(value, types.FunctionType) and (
-        value.__module__.startswith(_FORMULA_MODULES) or getattr(value, "__reflect_formula__", False)
-    )
+    """A plain Python function of a formula module or a marked plug-in, to compile on the way."""
+    if not isinstance(value, types.FunctionType) or getattr(value, "__reflect_overloaded__", False):
+        return False  # reflect.formulas.ops: numba compiles those through their overloads
+    return value.__module__.startswith(_FORMULA_MODULES) or getattr(value, "__reflect_formula__", False)
 
 
 @functools.lru_cache(maxsize=None)
 def _jit_formula(function: Callable[..., Any]) -> Callable[..., Any]:
-    return jit(function)
+    """``function`` compiled, with the formulas it calls compiled too (a copy whose globals hold them)."""
+    assert isinstance(function, types.FunctionType)
+    namespace = dict(function.__globals__)
+    for key in function.__code__.co_names:  # the globals it reads
+        value = function.__globals__.get(key)
+        if value is not function and _is_formula(value):
+            namespace[key] = _jit_formula(value)
+    copy = types.FunctionType(function.__code__, namespace, function.__name__, function.__defaults__,
+                              function.__closure__)
+    copy.__qualname__, copy.__module__ = function.__qualname__, function.__module__
+    return jit(copy)
 
 
 def _code_digest(function: types.FunctionType, digest: Any) -> None:
@@ -62,51 +72,85 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
+def _merged_globals(modules: Sequence[types.ModuleType], replaced: set[str]) -> dict[str, Any]:
+    """The modules' globals in one dict; a name two modules give different values is an error (the
+    names in ``replaced``, copies and bindings, are set afterwards)."""
+    namespace: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for module in modules:
+        for key, value in vars(module).items():
+            if key in replaced or key.startswith("__") or key in ("TEMPLATE", "INLINE"):
+                continue
+            if key in namespace and namespace[key] is not value and namespace[key] != value:
+                raise ValueError(
+                    f"template modules {owner[key]} and {module.__name__} both define {key!r} differently: "
+                    "rename one"
+                )
+            namespace[key] = value
+            owner[key] = module.__name__
+    return namespace
+
+
+def _digest(modules: Sequence[types.ModuleType], bindings: Mapping[str, Any]) -> str:
+    digest = hashlib.sha1(_source_digest().encode())
+    for module in modules:
+        digest.update(module.__name__.encode())
+        source = inspect.getsourcefile(module)
+        if source:
+            digest.update(Path(source).read_bytes())
+    for key in sorted(bindings):
+        value = bindings[key]
+        digest.update(key.encode())
+        if isinstance(value, types.FunctionType):
+            _code_digest(value, digest)
+            digest.update(str(inspect.getsourcefile(value)).encode())
+        elif hasattr(value, "py_func"):  # a compiled function: its specialised name says what it is
+            digest.update(value.py_func.__qualname__.encode())
+        else:
+            digest.update(repr(value).encode())
+    return digest.hexdigest()[:10]
+
+
 def specialize(
-    template: types.ModuleType, bindings: Mapping[str, Any], *, compiled: bool, tag: str = ""
+    templates: types.ModuleType | Sequence[types.ModuleType], bindings: Mapping[str, Any], *, compiled: bool,
+    tag: str = "",
 ) -> types.SimpleNamespace:
-    """The template's functions (``template.TEMPLATE``) with ``bindings`` as globals.
+    """The templates' functions (each module's ``TEMPLATE``) in one namespace with ``bindings``.
 
     Args:
-        template: the module; ``TEMPLATE`` lists the names of the functions to copy.
-        bindings: names the copies may call or read (functions, numbers, tuples of numbers).
+        templates: the modules; each one's ``TEMPLATE`` lists the names of the functions to copy (a later
+            module's function replaces an earlier one's of the same name). Names two modules define
+            differently outside ``TEMPLATE`` are an error.
+        bindings: names the copies may call or read (functions, compiled functions, numbers).
         compiled: compile the copies with numba (needs numba; see :func:`compiled_available`).
         tag: a readable part of the compiled functions' names (e.g. ``"lif_fast_sigmoid"``).
 
     Returns a namespace with one attribute per copied function.
     """
     if compiled and not compiled_available():
-        raise ImportError('the compiled kernels need numba: pip install "reflect-rl[fast]"')
-    names = tuple(template.TEMPLATE)
-    namespace: dict[str, Any] = dict(vars(template))
-    digest = hashlib.sha1(_source_digest().encode())
-    for key in sorted(bindings):
-        value = bindings[key]
-        digest.update(key.encode())
-        if isinstance(value, types.FunctionType):
-            _code_digest(value, digest)
-            digest.update(inspect.getsourcefile(value).encode() if inspect.getsourcefile(value) else b"")
-        else:
-            digest.update(repr(value).encode())
+        raise ImportError(INSTALL_HINT)
+    modules = [templates] if isinstance(templates, types.ModuleType) else list(templates)
+    sources = {name: module for module in modules for name in module.TEMPLATE}
+    names = tuple(sources)
+    namespace = _merged_globals(modules, set(names) | set(bindings))
     namespace.update(bindings)
     if compiled:
         for key, value in list(namespace.items()):
-            if key not in names and _is_formula(value):
+            if key not in names and (_is_formula(value) or (
+                    key in bindings and isinstance(value, types.FunctionType))):
                 namespace[key] = _jit_formula(value)
-        for key in bindings:
-            value = bindings[key]
-            if isinstance(value, types.FunctionType):
-                namespace[key] = _jit_formula(value)
-    suffix = f"{tag}_{digest.hexdigest()[:10]}" if tag else digest.hexdigest()[:10]
+    inline = {name for module in modules for name in getattr(module, "INLINE", ())}
+    digest = _digest(modules, bindings)
+    suffix = f"{tag}_{digest}" if tag else digest
     out = types.SimpleNamespace()
     for name in names:
-        original = getattr(template, name)
+        original = getattr(sources[name], name)
         copy = types.FunctionType(original.__code__, namespace, name, original.__defaults__,
                                   original.__closure__)
         copy.__qualname__ = f"{name}__{suffix}"
-        copy.__module__ = template.__name__
+        copy.__module__ = sources[name].__name__
         copy.__doc__ = original.__doc__
-        function = jit(copy) if compiled else copy
+        function = (jit(copy, inline=name in inline) if compiled else copy)
         namespace[name] = function
         setattr(out, name, function)
     return out

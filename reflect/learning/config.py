@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-THIRD_FACTORS = ("td", "reward-baseline")
 
 
 @dataclass(frozen=True)
@@ -18,8 +16,9 @@ class LearnerConfig:
         actor_lr / critic_lr: step sizes ``alpha`` before the ObGD bound.
         actor_kappa / critic_kappa: ObGD bound strength ``kappa`` (larger = more cautious).
         entropy_coef: entropy bonus, added to the score as ``c * sign(delta) * grad H``.
-        third_factor: ``"td"`` (reward prediction error of a learned critic) or ``"reward-baseline"``
-            (``r_t`` minus a running mean of ``r``, no critic; what traceTorch's REFLECT loss does).
+        third_factor: the registered learner (:func:`reflect.learning.learner_names`): ``"td"`` (reward
+            prediction error of a learned critic) or ``"reward-baseline"`` (``r_t`` minus a running mean
+            of ``r``, no critic; what traceTorch's REFLECT loss does).
         baseline_rate: step of the running reward mean (``reward-baseline`` only).
     """
 
@@ -30,7 +29,7 @@ class LearnerConfig:
     actor_kappa: float = 2.0
     critic_kappa: float = 1.0
     entropy_coef: float = 0.01
-    third_factor: Literal["td", "reward-baseline"] = "td"
+    third_factor: str = "td"
     baseline_rate: float = 0.01
 
     def __post_init__(self) -> None:
@@ -44,9 +43,11 @@ class LearnerConfig:
                 raise ValueError(f"{name} must be > 0, got {value}")
         if self.entropy_coef < 0.0:
             raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
-        if self.third_factor not in THIRD_FACTORS:
+        from reflect.learning.learner import learner_names  # the registry (filled by reflect.learning)
+
+        if self.third_factor not in learner_names():
             raise ValueError(
-                f"unknown third_factor {self.third_factor!r}: choose one of {', '.join(THIRD_FACTORS)}"
+                f"unknown third_factor {self.third_factor!r}: choose one of {', '.join(learner_names())}"
             )
         if not 0.0 < self.baseline_rate <= 1.0:
             raise ValueError(f"baseline_rate must be in (0, 1], got {self.baseline_rate}")

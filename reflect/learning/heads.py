@@ -1,23 +1,22 @@
 """Policy heads: from the actor's readout to actions, log-prob scores and entropy gradients.
 
-A head turns the readout ``o`` (``[B, num_outputs]``) into a distribution ``pi(. | o)``. The learner needs
-three things from it, all as plain arrays (a head is a few numpy operations on tiny arrays, cheaper
-than torch dispatch at batch 1):
+A head turns the readout ``o`` (``[B, num_outputs]``) into a distribution ``pi(. | o)``. Its math is one
+set of formulas (:mod:`reflect.formulas.categorical`, :mod:`reflect.formulas.gaussian`); a head object
+runs them on arrays, and hands the compiled backend its buffers (:meth:`compiled_handle`) and the
+template that runs them as loops (``compiled_template``).
 
-* ``sample(o, deterministic)``: actions ``[B]`` (or ``[B, action_dim]``);
-* ``score(o, actions, entropy_weight, out)``: writes ``d/do [log pi(a | o) + w * H(pi(. | o))]`` into
-  ``out`` (``[B, num_outputs]``), the same-step learning signal of the actor;
-* ``entropy(o)``: ``H(pi(. | o))`` ``[B]``.
+For the learner (per step, on the head's own preallocated buffers):
 
-Two more connect a head to the world and to the learner:
+* ``prepare(B)``; ``draw(deterministic)``: the step's random numbers from the head's numpy Generator;
+* ``sample_step(o, deterministic)``: the step's actions (:attr:`env_actions` for the environment);
+* ``score_step(o, weights, signal)``: ``signal = d/do [log pi(a | o) + w H(pi(. | o))]``, the actor's
+  same-step learning signal, and the extra parameters' score (``extra_grad``);
+* ``refresh()``: recompute what is derived from the head's parameters after they change.
 
-* ``to_env(actions)``: the head's actions as the environment takes them (identity for discrete
-  actions; squashing and per-dimension scaling into the ``Box`` bounds for continuous ones);
-  ``sample_for_env(o, deterministic)`` gives both ``(actions, to_env(actions))`` in one go;
-* ``extra_params`` / ``extra_grad``: trainable parameters of the head itself (the Gaussian log-std,
-  ``[P]``) and the score's gradient with respect to them (``[B, P]``, written by ``score``); they get an
-  eligibility trace and the actor's bounded step times ``extra_lr_scale``. ``None`` when the head has
-  none.
+For everyone else: ``sample(o, deterministic)``, ``to_env(actions)``, ``score(o, actions, w, signal)``,
+``entropy(o)``. ``extra_params`` / ``extra_grad``: trainable parameters of the head itself (the
+Gaussian log-std, ``[P]``) and their score (``[B, P]``); they get an eligibility trace and the actor's
+bounded step times ``extra_lr_scale``; ``None`` when the head has none.
 
 ``CategoricalHead`` serves ``Discrete`` actions, ``GaussianHead`` ``Box`` actions.
 """
@@ -26,44 +25,57 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from reflect.kernels import INSTALL_HINT, compiled_available, compiled_enabled
-from reflect.kernels import gaussian as gaussian_kernels
+from reflect.formulas import categorical, gaussian
+
+SQUASHES = tuple(gaussian.SQUASH_CODES)
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class PolicyHead(Protocol):
     """What the learner needs from an action distribution."""
 
     num_outputs: int
-
-    def sample(self, out: np.ndarray, deterministic: bool) -> np.ndarray: ...
-
-    def score(self, out: np.ndarray, actions: np.ndarray, entropy_weight: np.ndarray,
-              signal: np.ndarray) -> None: ...
-
-    def entropy(self, out: np.ndarray) -> np.ndarray: ...
-
-    def to_env(self, actions: np.ndarray) -> np.ndarray: ...
-
-    def sample_for_env(self, out: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]: ...
+    extra_lr_scale: float
+    compiled_template: str
+    rng: np.random.Generator
 
     def prepare(self, batch_size: int) -> None: ...
 
+    def draw(self, deterministic: bool) -> None: ...
+
+    def sample_step(self, out: np.ndarray, deterministic: bool) -> None: ...
+
+    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray) -> None: ...
+
     def refresh(self) -> None: ...
 
-    cache_parameters: bool
-    extra_lr_scale: float
+    @property
+    def env_actions(self) -> np.ndarray: ...
 
     @property
     def extra_params(self) -> np.ndarray | None: ...
 
     @property
     def extra_grad(self) -> np.ndarray | None: ...
+
+    def compiled_handle(self) -> tuple[Any, ...]: ...
+
+    def sample(self, out: np.ndarray, deterministic: bool) -> np.ndarray: ...
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray: ...
+
+    def sample_for_env(self, out: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def score(self, out: np.ndarray, actions: np.ndarray, entropy_weight: np.ndarray,
+              signal: np.ndarray) -> None: ...
+
+    def entropy(self, out: np.ndarray) -> np.ndarray: ...
 
     def rng_state(self) -> dict: ...
 
@@ -79,92 +91,86 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class CategoricalHead:
-    """Softmax policy over ``A`` logits (``gymnasium.spaces.Discrete(A)``).
+    """Softmax over ``num_actions`` logits (``gymnasium.spaces.Discrete``)::
 
-    Score and entropy gradient with respect to the logits ``l``, for ``p = softmax(l)``::
-
-        d log p_a / dl = onehot(a) - p
-        dH / dl        = -p * (log p + H),      H = -sum_k p_k log p_k
+        pi(a | o) = softmax(o)_a,    d log pi(a) / d o = onehot(a) - softmax(o)
     """
 
-    def __init__(self, num_actions: int, seed: int | None = None) -> None:
-        if num_actions < 1:
-            raise ValueError(f"a categorical head needs at least one action, got {num_actions}")
-        self.num_outputs = num_actions
-        self.rng = np.random.default_rng(seed)
-
+    compiled_template = "reflect.kernels.categorical_head"
+    extra_lr_scale = 1.0
     extra_params = None
     extra_grad = None
-    extra_lr_scale = 1.0
-    cache_parameters = False
+
+    def __init__(self, num_actions: int, seed: int | None = None) -> None:
+        if num_actions < 2:
+            raise ValueError(f"a categorical head needs at least 2 actions, got {num_actions}")
+        self.num_outputs = num_actions
+        self.rng = np.random.default_rng(seed)
+        self.prepare(1)
+
+    def prepare(self, batch_size: int) -> None:
+        """Allocate the per-step buffers for ``batch_size`` streams (steps then reuse them)."""
+        if getattr(self, "_actions", np.zeros(0)).shape[0] != batch_size:
+            self._uniform = np.zeros(batch_size)
+            self._actions = np.zeros(batch_size, dtype=np.int64)
+            self._row = np.zeros(self.num_outputs)
+            self._score = np.zeros(self.num_outputs)
+
+    def refresh(self) -> None:
+        """Nothing is derived from parameters."""
+
+    def draw(self, deterministic: bool) -> None:
+        if not deterministic:
+            self.rng.random(out=self._uniform)
+
+    @property
+    def env_actions(self) -> np.ndarray:
+        """The last step's actions ``[B]`` (int64), as the environment takes them."""
+        return self._actions
+
+    actions = env_actions
+
+    def sample_step(self, out: np.ndarray, deterministic: bool) -> None:
+        for b in range(out.shape[0]):
+            row = out[b].tolist()
+            self._actions[b] = categorical.argmax(row) if deterministic else categorical.sample(
+                row, float(self._uniform[b]))
+
+    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray) -> None:
+        result = [0.0] * self.num_outputs
+        for b in range(out.shape[0]):
+            categorical.score(out[b].tolist(), int(self._actions[b]), float(weights[b]), result)
+            signal[b] = result
+
+    def compiled_handle(self) -> tuple[Any, ...]:
+        return (self._uniform, self._actions, self._row, self._score)
 
     def spawn(self, seed: int | None) -> CategoricalHead:
-        """A head with the same actions and its own random stream (for inference beside learning)."""
-        return CategoricalHead(self.num_outputs, seed)
+        """A head with the same actions but its own random stream and buffers."""
+        return CategoricalHead(self.num_outputs, seed=seed)
+
+    def sample(self, out: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Actions ``[B]`` (int64): the argmax, or a draw from ``softmax(out)`` (a buffer reused by the
+        next call)."""
+        self.prepare(out.shape[0])
+        self.draw(deterministic)
+        self.sample_step(out, deterministic)
+        return self._actions
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
         """Discrete actions go to the environment as they are."""
         return actions
 
     def sample_for_env(self, out: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
-        """``(actions, actions)``: :meth:`sample`, which the environment takes as it is."""
         actions = self.sample(out, deterministic)
         return actions, actions
-
-    def prepare(self, batch_size: int) -> None:
-        """Nothing to preallocate."""
-
-    def refresh(self) -> None:
-        """Nothing is derived from parameters."""
-
-    def sample(self, out: np.ndarray, deterministic: bool) -> np.ndarray:
-        """Actions ``[B]`` (int64): the argmax, or a draw from ``softmax(out)``."""
-        if deterministic:
-            return out.argmax(axis=1)
-        if out.shape[0] == 1:
-            return np.array([self._sample_one(out[0].tolist())])
-        probs = np.exp(log_softmax(out))
-        draws = self.rng.random((out.shape[0], 1))
-        actions = (probs.cumsum(axis=1) < draws).sum(axis=1)
-        return np.minimum(actions, self.num_outputs - 1)
-
-    def _sample_one(self, logits: list[float]) -> int:
-        """One draw for one stream in plain Python (cheaper than array code for a handful of actions)."""
-        top = max(logits)
-        weights = [math.exp(x - top) for x in logits]
-        threshold = self.rng.random() * sum(weights)
-        cumulative = 0.0
-        for action, w in enumerate(weights):
-            cumulative += w
-            if threshold < cumulative:
-                return action
-        return len(weights) - 1
 
     def score(self, out: np.ndarray, actions: np.ndarray, entropy_weight: np.ndarray,
               signal: np.ndarray) -> None:
         """``signal[b] = d/dl [log p(a_b) + w_b H]`` for logits ``out`` ``[B, A]``."""
-        if out.shape[0] == 1:
-            signal[0] = self._score_one(out[0].tolist(), int(actions[0]), float(entropy_weight[0]))
-            return
-        log_p = log_softmax(out)
-        p = np.exp(log_p)
-        entropy = -(p * log_p).sum(axis=1, keepdims=True)
-        grad = -p
-        grad[np.arange(out.shape[0]), actions] += 1.0
-        grad -= entropy_weight[:, None] * p * (log_p + entropy)
-        signal[...] = grad
-
-    @staticmethod
-    def _score_one(logits: list[float], action: int, weight: float) -> list[float]:
-        top = max(logits)
-        shifted = [x - top for x in logits]
-        log_z = math.log(sum(math.exp(x) for x in shifted))
-        log_p = [x - log_z for x in shifted]
-        p = [math.exp(x) for x in log_p]
-        entropy = -sum(pk * lk for pk, lk in zip(p, log_p, strict=True))
-        grad = [-pk - weight * pk * (lk + entropy) for pk, lk in zip(p, log_p, strict=True)]
-        grad[action] += 1.0
-        return grad
+        self.prepare(out.shape[0])
+        self._actions[...] = actions
+        self.score_step(out, entropy_weight, signal)
 
     def entropy(self, out: np.ndarray) -> np.ndarray:
         """``H(softmax(out))`` ``[B]``."""
@@ -179,31 +185,20 @@ class CategoricalHead:
         self.rng.bit_generator.state = state
 
 
-SQUASHES = ("tanh", "clip")
-_LOG_2PI = math.log(2.0 * math.pi)
-
-
 class GaussianHead:
     """Diagonal Gaussian policy over ``A`` action dimensions (``gymnasium.spaces.Box``).
 
     The readout gives the mean ``mu`` ``[B, A]``; a learned, state-independent ``log_std`` ``[A]`` the
-    spread. The head samples a pre-squash action ``u = mu + sigma * eps`` (``eps ~ N(0, 1)``), which is
-    what the learner scores, and maps it into the bounds ``[low, high]`` per dimension::
+    spread. The head samples a pre-squash action ``u = mu + sigma * eps``, which is what the learner
+    scores, and maps it into the bounds per dimension (:mod:`reflect.formulas.gaussian`)::
 
         tanh:  a = c + s * tanh(u)            log pi(a) = log N(u; mu, sigma) - sum log(s (1 - tanh(u)^2))
         clip:  a = c + s * clip(u, -1, 1)     log pi(a) = log N(u; mu, sigma) - sum log s
                                               (the density of the unclipped draw, as stable-baselines3 does)
 
     with ``c = (high + low) / 2`` and ``s = (high - low) / 2``, so the network works in ``[-1, 1]`` units in
-    every dimension. Dimensions with an infinite bound are not squashed (``a = u``). Gradients of the score
-    (the Jacobian term does not depend on ``mu`` or ``sigma`` for a fixed ``u``)::
-
-        d log pi / d mu        = (u - mu) / sigma^2
-        d log pi / d log_std   = (u - mu)^2 / sigma^2 - 1
-        H = sum(log_std) + A/2 (1 + log 2 pi):   dH / d mu = 0,   dH / d log_std = 1
-
-    ``log_std`` is kept in ``log_std_bounds`` (clipped whenever ``sigma`` is recomputed: by
-    :meth:`refresh`, which the learner calls after every update, or at every call otherwise).
+    every dimension. Dimensions with an infinite bound are not squashed (``a = u``). ``log_std`` is kept
+    in ``log_std_bounds`` (clipped by :meth:`refresh`, which the learner calls after every update).
 
     Args:
         action_dim: ``A``.
@@ -215,10 +210,9 @@ class GaussianHead:
         log_std_lr_scale: ``log_std`` takes the actor's bounded step times this factor.
         seed: the sampler's seed.
         log_std: share this ``[A]`` float64 tensor as the parameter (used by :meth:`spawn`).
-        compiled: run sampling, squashing, the score and :meth:`refresh` as compiled calls
-            (:mod:`reflect.kernels.gaussian`; ``None``: when numba is available, see
-            :func:`reflect.kernels.compiled_enabled`).
     """
+
+    compiled_template = "reflect.kernels.gaussian_head"
 
     def __init__(
         self,
@@ -233,7 +227,6 @@ class GaussianHead:
         log_std_lr_scale: float = 1.0,
         seed: int | None = None,
         log_std: Tensor | None = None,
-        compiled: bool | None = None,
     ) -> None:
         if action_dim < 1:
             raise ValueError(f"a Gaussian head needs at least one action dimension, got {action_dim}")
@@ -248,19 +241,16 @@ class GaussianHead:
             raise ValueError(f"low and high must have shape ({action_dim},)")
         if not (low_arr < high_arr).all():
             raise ValueError(f"each low bound must be below its high bound: low {low_arr}, high {high_arr}")
-        self.num_outputs = action_dim
         if not log_std_lr_scale > 0.0:
             raise ValueError(f"log_std_lr_scale must be > 0, got {log_std_lr_scale}")
+        self.num_outputs = action_dim
         self.squash, self.learn_log_std = squash, learn_log_std
+        self.squash_code = gaussian.SQUASH_CODES[squash]
         self.extra_lr_scale = float(log_std_lr_scale)
         self.log_std_bounds = (lo, hi)
-        self.compiled = compiled_enabled() if compiled is None else bool(compiled)
-        if self.compiled and not compiled_available():
-            raise ImportError(INSTALL_HINT)
-        self._squash_code = gaussian_kernels.SQUASH_CODES[squash]
+        self._bounds = np.array([lo, hi])
         self.low, self.high = low_arr, high_arr
         self.bounded = np.isfinite(low_arr) & np.isfinite(high_arr)
-        self.all_bounded = bool(self.bounded.all())
         finite_low, finite_high = np.where(self.bounded, low_arr, -1.0), np.where(self.bounded, high_arr, 1.0)
         self.center = (finite_high + finite_low) / 2.0  # unbounded dimensions: center 0, scale 1
         self.scale = (finite_high - finite_low) / 2.0
@@ -269,18 +259,14 @@ class GaussianHead:
         self.log_std = log_std
         self.log_std_np = self.log_std.numpy()
         self.rng = np.random.default_rng(seed)
-        self._grad = np.zeros((0, action_dim))
-        self._raw = np.zeros((0, action_dim))
-        self._env = np.zeros((0, action_dim), dtype=np.float32)
-        self._work = np.zeros((0, action_dim))
         self._std = np.zeros(action_dim)
         self._inv_var = np.zeros(action_dim)
-        # True when the owner calls refresh() after every change of log_std (the learner does): sample
-        # and score then use the cached sigma and 1 / sigma^2 instead of recomputing them every call
-        self.cache_parameters = False
+        self._flags = np.array([self.squash_code, int(learn_log_std)], dtype=np.int64)
+        self._raw = np.zeros((0, action_dim))
+        self.prepare(1)
         self.refresh()
 
-    # ------------------------------------------------------------------------------- protocol
+    # ---------------------------------------------------------------------------- the learner's
     @property
     def extra_params(self) -> np.ndarray | None:
         """``log_std`` ``[A]`` (float64, shares memory with :attr:`log_std`) when it is learned."""
@@ -288,110 +274,95 @@ class GaussianHead:
 
     @property
     def extra_grad(self) -> np.ndarray | None:
-        """``d/d log_std [log pi + w H]`` ``[B, A]`` of the last :meth:`score` (if ``log_std`` is learned)."""
+        """``d/d log_std [log pi + w H]`` ``[B, A]`` of the last score (if ``log_std`` is learned)."""
         return self._grad if self.learn_log_std else None
+
+    @property
+    def env_actions(self) -> np.ndarray:
+        """The last step's actions in the bounds ``[B, A]`` (float32)."""
+        return self._env
+
+    @property
+    def actions(self) -> np.ndarray:
+        """The last step's pre-squash actions ``u`` ``[B, A]`` (float64), what the learner scores."""
+        return self._raw
 
     def prepare(self, batch_size: int) -> None:
         """Allocate the per-step buffers for ``batch_size`` streams (done once; steps then reuse them)."""
         if self._raw.shape[0] != batch_size:
             shape = (batch_size, self.num_outputs)
-            self._grad, self._raw, self._work = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+            self._noise, self._raw, self._grad = np.zeros(shape), np.zeros(shape), np.zeros(shape)
             self._env = np.zeros(shape, dtype=np.float32)
+
+    def refresh(self) -> None:
+        """Clip ``log_std`` into its bounds and recompute ``sigma`` and ``1 / sigma^2`` from it."""
+        log_std = self.log_std_np
+        np.clip(log_std, *self.log_std_bounds, out=log_std)
+        self._std[...], self._inv_var[...] = gaussian.spread(log_std)
+
+    def draw(self, deterministic: bool) -> None:
+        if not deterministic:
+            self.rng.standard_normal(out=self._noise)
+
+    def sample_step(self, out: np.ndarray, deterministic: bool) -> None:
+        mu = out.astype(np.float64, copy=False)
+        u = mu if deterministic else gaussian.pre_squash(mu, self._std, self._noise)
+        self._raw[...] = u
+        self._env[...] = self._to_env(self._raw)
+
+    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray) -> None:
+        mu = out.astype(np.float64, copy=False)
+        signal[...] = gaussian.mean_score(self._raw, mu, self._inv_var)
+        if self.learn_log_std:
+            self._grad[...] = gaussian.log_std_score(self._raw, mu, self._inv_var, weights[:, None])
+
+    def compiled_handle(self) -> tuple[Any, ...]:
+        return (self._noise, self._raw, self._env, self._std, self._inv_var, self.center, self.scale,
+                self.bounded, self.log_std_np, self._bounds, self._grad, self._flags)
+
+    # ------------------------------------------------------------------------------ everyone's
+    def _to_env(self, u: np.ndarray) -> np.ndarray:
+        squashed = gaussian.squash(u, self.center, self.scale, self.squash_code)
+        return squashed if self.bounded.all() else np.where(self.bounded, squashed, u)
 
     def spawn(self, seed: int | None) -> GaussianHead:
         """A head that shares ``log_std`` and the bounds but has its own random stream and buffers."""
         return GaussianHead(
             self.num_outputs, self.low, self.high, squash=self.squash,
             learn_log_std=self.learn_log_std, log_std_bounds=self.log_std_bounds,
-            log_std_lr_scale=self.extra_lr_scale, seed=seed, log_std=self.log_std, compiled=self.compiled,
+            log_std_lr_scale=self.extra_lr_scale, seed=seed, log_std=self.log_std,
         )
-
-    def refresh(self) -> None:
-        """Clip ``log_std`` into its bounds and recompute ``sigma`` and ``1 / sigma^2`` from it."""
-        log_std = self.log_std_np
-        if self.compiled:
-            gaussian_kernels.refresh(log_std, *self.log_std_bounds, self._std, self._inv_var)
-            return
-        np.maximum(log_std, self.log_std_bounds[0], out=log_std)  # cheaper than np.clip's wrapper
-        np.minimum(log_std, self.log_std_bounds[1], out=log_std)
-        np.exp(log_std, out=self._std)
-        np.exp(np.multiply(log_std, -2.0, out=self._inv_var), out=self._inv_var)
 
     def std(self) -> np.ndarray:
         """``sigma = exp(log_std)`` ``[A]`` (after clipping ``log_std`` into its bounds)."""
-        if not self.cache_parameters:
-            self.refresh()
+        self.refresh()
         return self._std
 
     def sample(self, out: np.ndarray, deterministic: bool) -> np.ndarray:
-        """Pre-squash actions ``u`` ``[B, A]`` (float64): ``mu``, or ``mu + sigma * eps``.
-
-        The array is reused by the next call: copy it to keep it.
-        """
+        """Pre-squash actions ``u`` ``[B, A]`` (float64): ``mu``, or ``mu + sigma * eps`` (a buffer reused
+        by the next call)."""
         self.prepare(out.shape[0])
-        raw = self._raw
-        if deterministic:
-            raw[...] = out
-            return raw
-        self.rng.standard_normal(out=raw)
-        raw *= self.std()
-        raw += out
-        return raw
+        self.refresh()
+        self.draw(deterministic)
+        self.sample_step(out, deterministic)
+        return self._raw
 
     def sample_for_env(self, out: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
-        """``(u, to_env(u))`` for ``u = sample(out, deterministic)``; both arrays are reused by the next
-        call."""
-        if not self.compiled:
-            raw = self.sample(out, deterministic)
-            return raw, self.to_env(raw)
-        self.prepare(out.shape[0])
-        raw, env = self._raw, self._env
-        if not deterministic:
-            self.rng.standard_normal(out=raw)
-        gaussian_kernels.sample_to_env(out, raw, self.std(), self.center, self.scale, self.bounded,
-                                       self._squash_code, env, deterministic)
-        return raw, env
+        """``(u, to_env(u))`` for ``u = sample(out, deterministic)`` (buffers reused by the next call)."""
+        raw = self.sample(out, deterministic)
+        return raw, self._env
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
-        """Pre-squash actions ``u`` ``[B, A]`` -> environment actions ``[B, A]`` (float32, in bounds).
-
-        The array is reused by the next call: copy it to keep it.
-        """
-        self.prepare(actions.shape[0])
-        work = self._work
-        if self.squash == "tanh":
-            np.tanh(actions, out=work)
-        else:
-            np.minimum(actions, 1.0, out=work)  # np.clip's Python wrapper costs more than both
-            np.maximum(work, -1.0, out=work)
-        work *= self.scale
-        if self.all_bounded:
-            np.add(work, self.center, out=self._env)  # rounds to float32 on the way
-            return self._env
-        work += self.center
-        np.copyto(work, actions, where=~self.bounded)
-        self._env[...] = work
-        return self._env
+        """Pre-squash actions ``u`` ``[B, A]`` -> environment actions ``[B, A]`` (float32, in bounds)."""
+        return self._to_env(np.asarray(actions, dtype=np.float64)).astype(np.float32)
 
     def score(self, out: np.ndarray, actions: np.ndarray, entropy_weight: np.ndarray,
               signal: np.ndarray) -> None:
         """``signal = d log pi / d mu`` ``[B, A]``; :attr:`extra_grad` ``= d/d log_std [log pi + w H]``."""
         self.prepare(out.shape[0])
-        if not self.cache_parameters:
-            self.refresh()
-        inv_var = self._inv_var
-        if self.compiled:
-            gaussian_kernels.score(out, actions, inv_var, entropy_weight, signal, self._grad,
-                                   self.learn_log_std)
-            return
-        diff = np.subtract(actions, out, out=self._work)
-        np.multiply(diff, inv_var, out=signal)
-        if self.learn_log_std:
-            grad = self._grad
-            np.multiply(diff, diff, out=grad)
-            grad *= inv_var
-            grad -= 1.0
-            grad += entropy_weight[:, None]
+        self.refresh()
+        self._raw[...] = actions
+        self.score_step(out, np.asarray(entropy_weight, dtype=np.float64), signal)
 
     def log_prob(self, out: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """``log pi(a | o)`` ``[B]`` of the environment action ``a = to_env(actions)``, in float64."""
@@ -399,13 +370,13 @@ class GaussianHead:
         std = self.std()
         log_std = self.log_std_np
         z = (actions - mu) / std
-        gaussian = (-0.5 * z**2 - log_std - 0.5 * _LOG_2PI).sum(axis=1)
+        density = (-0.5 * z**2 - log_std - 0.5 * _LOG_2PI).sum(axis=1)
         log_jacobian = np.log(self.scale) + np.zeros_like(actions)  # scale is 1 where unbounded
         if self.squash == "tanh":
             # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|
             squash = 2.0 * (math.log(2.0) - actions - np.logaddexp(0.0, -2.0 * actions))
             log_jacobian = log_jacobian + np.where(self.bounded, squash, 0.0)
-        return gaussian - log_jacobian.sum(axis=1)
+        return density - log_jacobian.sum(axis=1)
 
     def entropy(self, out: np.ndarray) -> np.ndarray:
         """Entropy of the pre-squash Gaussian, ``sum(log_std) + A/2 (1 + log 2 pi)``, ``[B]``."""

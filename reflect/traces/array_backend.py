@@ -147,19 +147,19 @@ class ArrayNetwork:
 
     # ----------------------------------------------------------------------------------- backward
     def backward(self, signal: Any, grads: tuple[Any, ...], decay: float) -> None:
-        """Per-stream gradients (layout of :meth:`TraceEngine.stream_gradients`) from ``dL/do``."""
+        """Per-stream gradients (the handle of :meth:`TraceEngine.stream_gradients`) from ``dL/do``."""
         widen, model = self.widen, self.model
-        layer_grads, readout_grad, const_grads, const_table = grads
+        flat, offsets, const_table = grads
+        layers = len(self.layers)
         readout = self.readout
         signal = widen(signal)
         pre = widen(readout["eps"] if readout["decay"] > 0.0 else readout["z"])
-        _accumulate(readout_grad, pre[:, :, None] * signal[:, None, :], decay)
+        _accumulate(flat, int(offsets[layers]), pre[:, :, None] * signal[:, None, :], decay)
         up = (1.0 - readout["decay"]) * (signal @ widen(readout["w"][: readout["in_features"]]).T)
-        if decay == 0.0:
-            const_grads[...] = 0.0
-        else:
-            const_grads[...] = decay * widen(const_grads)
-        for index in range(len(self.layers) - 1, -1, -1):
+        const_start = int(offsets[layers + 1])
+        consts = flat[:, const_start:const_start + _table_width(const_table)]
+        consts[...] = 0.0 if decay == 0.0 else decay * widen(consts)
+        for index in range(layers - 1, -1, -1):
             layer = self.layers[index]
             h, p = layer["h"], tuple(widen(c) for c in layer["consts"])
             hp = tuple(widen(h[k]) for k in range(h.shape[0]))
@@ -173,22 +173,21 @@ class ArrayNetwork:
                     inv_c = 1.0 / widen(self.correction)[:, None]
                     post = sum((delta[s] * widen(layer["eps_f"][s]) for s in range(len(hp))),
                                start=0.0 * g_u) * inv_c
-                _accumulate(layer_grads[index], widen(layer["eps_x"])[:, :, None] * post[:, None, :], decay)
+                block = widen(layer["eps_x"])[:, :, None] * post[:, None, :]
             else:
-                eps = layer["eps"]
-                total = sum((_expand(delta[s]) * widen(eps[s]) for s in range(len(hp))), start=0.0)
-                _accumulate(layer_grads[index], total, decay)
+                block = sum((_expand(delta[s]) * widen(layer["eps"][s]) for s in range(len(hp))), start=0.0)
+            _accumulate(flat, int(offsets[index]), block, decay)
             for row in const_table:
                 if int(row[0]) != index:
                     continue
-                q, column, width = int(row[1]), int(row[2]), int(row[3])
+                q, column, width = int(row[1]), const_start + int(row[2]), int(row[3])
                 g = g_u * du_dp[layer["learn"][q]]
                 for s in range(len(hp)):
                     g = g + delta[s] * widen(layer["etrace"][q][s])
                 if width > 1:
-                    const_grads[:, column:column + width] += g
+                    flat[:, column:column + width] += g
                 else:
-                    const_grads[:, column] += g.sum(axis=1)
+                    flat[:, column] += g.sum(axis=1)
             if index > 0:
                 up = weighted @ widen(layer["w"][: layer["in_features"]]).T
 
@@ -206,9 +205,14 @@ class ArrayNetwork:
         self.correction[done] = 0.0
 
 
-def _accumulate(out: Any, value: Any, decay: float) -> None:
-    """``out <- decay * out + value`` (``decay == 0`` overwrites)."""
-    if decay == 0.0:
-        out[...] = value
-    else:
-        out[...] = decay * out + value
+def _accumulate(flat: Any, start: int, value: Any, decay: float) -> None:
+    """``flat[:, block] <- decay * flat[:, block] + value`` for the block of ``value`` ``[B, ...]`` that
+    starts at column ``start`` (``decay == 0`` overwrites)."""
+    value = value.reshape(value.shape[0], -1)
+    block = flat[:, start:start + value.shape[1]]
+    block[...] = value if decay == 0.0 else decay * block + value
+
+
+def _table_width(table: Any) -> int:
+    """Columns of the learned constants (the end of the table's last entry)."""
+    return int(table[-1, 2] + table[-1, 3]) if len(table) else 0

@@ -71,17 +71,18 @@ class CompiledNetwork:
             np.array([readout["decay"]]), 0 if engine.algorithm == "pp-prop" else 1, _np(engine.correction),
         )
         self.all_streams = np.ones(engine.batch_size, dtype=bool)
-        self._forward_traces = bind(self.kernels.network_forward, (self.net, True, self.all_streams))
-        self._forward_plain = bind(self.kernels.network_forward, (self.net, False, self.all_streams))
+        self._forward_calls: dict[bool, Any] = {}  # bound on first use (a learner may never step it)
 
     def forward(self, traces: bool, active: np.ndarray | None = None) -> None:
         """One step of the whole network (inputs already in the first ``z``)."""
         if active is not None:
             self.kernels.network_forward(self.net, traces, active)
-        elif traces:
-            self._forward_traces()
-        else:
-            self._forward_plain()
+            return
+        call = self._forward_calls.get(traces)
+        if call is None:
+            call = self._forward_calls[traces] = bind(self.kernels.network_forward,
+                                                      (self.net, traces, self.all_streams))
+        call()
 
     def backward(self, signal: np.ndarray, grads: tuple[Any, ...], decay: float,
                  active: np.ndarray | None = None) -> None:

@@ -159,11 +159,13 @@ class TraceEngine:
         }
         self.correction = new(batch, wide=True)  # c_t = 1 - alpha_f^(n+1), per stream
         self.input = zs[0][:, : network.encoder.out_features]
-        self.output = self.readout_buffers["o"]
         self._direct = isinstance(network.encoder, DirectEncoder)
+        # observations land here; an encoder other than the direct one encodes them into the input
+        self.observation = self.input if self._direct else new(batch, network.in_features)
+        self.output = self.readout_buffers["o"]
         on_cpu = device.type == "cpu"
-        self._input_np = self.input.numpy() if on_cpu else None
-        self._output_np = self.output.numpy() if on_cpu else None
+        self.observation_np: np.ndarray | None = self.observation.numpy() if on_cpu else None
+        self.output_np: np.ndarray | None = self.output.numpy() if on_cpu else None
         self._layout = self._gradient_layout()
 
     # ---------------------------------------------------------------------------- stepping
@@ -173,13 +175,12 @@ class TraceEngine:
         ``traces=False`` runs inference only (state advances, traces and surrogate derivatives do not):
         for frozen policies. Call :meth:`backward` only after a step with traces.
         """
-        encoded = self.network.encoder(obs.to(self.input.dtype) if obs.is_floating_point() else obs)
-        if encoded.shape != self.input.shape:
+        if obs.shape != self.observation.shape:
             raise ValueError(
                 f"expected observations of shape {(self.batch_size, self.network.in_features)}, "
                 f"got {tuple(obs.shape)}"
             )
-        self.input.copy_(encoded.detach())
+        self.observation.copy_(obs.detach())
         self.forward(traces)
         return self.output
 
@@ -188,22 +189,24 @@ class TraceEngine:
 
         Observations keep their precision up to the network's dtype (float64 networks get float64).
         """
-        if self._direct and self._input_np is not None and not isinstance(obs, Tensor):
-            if obs.shape != self._input_np.shape:
-                raise ValueError(
-                    f"expected observations of shape {(self.batch_size, self.network.in_features)}, "
-                    f"got {tuple(obs.shape)}"
-                )
-            self._input_np[...] = obs
-            self.forward(traces)
-            return self._output_np  # type: ignore[return-value]
-        inputs = obs if isinstance(obs, Tensor) else torch.from_numpy(np.asarray(obs))
-        out = self.step(inputs.to(self.input.device), traces)
-        return self._output_np if self._output_np is not None else out.cpu().numpy()
+        if self.observation_np is None or isinstance(obs, Tensor):
+            out = self.step(obs if isinstance(obs, Tensor) else torch.from_numpy(np.asarray(obs)), traces)
+            return self.output_np if self.output_np is not None else out.cpu().numpy()
+        if obs.shape != self.observation_np.shape:
+            raise ValueError(
+                f"expected observations of shape {(self.batch_size, self.network.in_features)}, "
+                f"got {tuple(obs.shape)}"
+            )
+        self.observation_np[...] = obs
+        self.forward(traces)
+        return self.output_np  # type: ignore[return-value]
 
     def forward(self, traces: bool = True, active: np.ndarray | None = None) -> None:
-        """One step on the inputs already in :attr:`input`, for every stream or those where ``active``
-        (``[B]`` bool): the other streams' state and traces are left as they were."""
+        """One step on the observations already in :attr:`observation`, for every stream or those where
+        ``active`` (``[B]`` bool): the other streams' state and traces are left as they were."""
+        if not self._direct:
+            with torch.no_grad():
+                self.input.copy_(self.network.encoder(self.observation))
         if active is None or active.all():
             self.kernels.forward(traces)
             return
@@ -212,10 +215,10 @@ class TraceEngine:
             return
         keep = torch.from_numpy(~np.asarray(active, dtype=bool)).to(self.input.device)
         tensors = self._stream_tensors()
-        saved = {name: t.movedim(self._stream_axis(name), 0)[keep].clone() for name, t in tensors.items()}
+        saved = {name: t.movedim(self.stream_axis(name), 0)[keep].clone() for name, t in tensors.items()}
         self.kernels.forward(traces)
         for name, t in tensors.items():
-            t.movedim(self._stream_axis(name), 0)[keep] = saved[name]
+            t.movedim(self.stream_axis(name), 0)[keep] = saved[name]
 
     def backward(self, signal: Tensor | np.ndarray, grads: Sequence[Tensor], decay: float = 0.0) -> None:
         """Accumulate ``grads[k] <- decay * grads[k] + g_k`` from ``signal = dL_t/do_t`` (``[B, out]``),
@@ -250,28 +253,23 @@ class TraceEngine:
             self.kernels.backward(signal, grads, decay)
             return
         keep = ~np.asarray(active, dtype=bool)
-        saved = [np.array(g[keep]) if isinstance(g, np.ndarray) else g[torch.from_numpy(keep)].clone()
-                 for g in (*grads[0], grads[1], grads[2])]
+        flat = grads[0]
+        rows = keep if isinstance(flat, np.ndarray) else torch.from_numpy(keep)
+        saved = flat[rows].copy() if isinstance(flat, np.ndarray) else flat[rows].clone()
         self.kernels.backward(signal, grads, decay)
-        for g, old in zip((*grads[0], grads[1], grads[2]), saved, strict=True):
-            g[keep if isinstance(g, np.ndarray) else torch.from_numpy(keep)] = old
+        flat[rows] = saved
 
     def stream_gradients(self, flat: Tensor | np.ndarray) -> tuple[Any, ...]:
-        """Views of a per-stream gradient buffer ``flat`` ``[B, P]`` (``P`` = :meth:`num_parameters`) in
-        the backends' layout: ``(per layer [B, R_l, H_l], readout [B, R_o, O], learned constants
-        [B, K], the constants' table)``. ``flat`` is numpy for the numba and numpy backends, a tensor
-        for torch."""
+        """The backends' handle of a per-stream gradient buffer ``flat`` ``[B, P]`` (``P`` =
+        :meth:`num_parameters`, the layout of :meth:`parameters`): ``(flat, offsets, constants' table)``,
+        ``offsets`` ``[L + 2]`` the start of each layer's block, the readout's and the learned constants'.
+        ``flat`` is numpy for the numba and numpy backends, a tensor for torch."""
         if self.backend.name != "torch" and isinstance(flat, Tensor):
             flat = flat.detach().numpy()
         elif self.backend.name == "torch" and not isinstance(flat, Tensor):
             flat = torch.from_numpy(flat)
-        batch = flat.shape[0]
         layout = self._layout
-        layers = tuple(flat[:, a:b].reshape(batch, *shape) for a, b, shape in layout["layers"])
-        a, b, shape = layout["readout"]
-        readout = flat[:, a:b].reshape(batch, *shape)
-        start, stop = layout["constants"]
-        return layers, readout, flat[:, start:stop], layout["table"]
+        return flat, layout["offsets"], layout["table"]
 
     def num_parameters(self) -> int:
         """Entries of one stream's gradient (every trainable parameter)."""
@@ -341,8 +339,48 @@ class TraceEngine:
         """Every buffer that carries information forward (state, traces), by a stable name."""
         return self._stream_tensors()
 
+    def load_state_tensors(self, saved: dict[str, Tensor]) -> None:
+        """Copy :meth:`state_tensors` of another engine of this network (or of reflect 0.1's layout)."""
+        if any(key.rsplit(".", 1)[-1].isdigit() for key in saved):
+            saved = self._legacy_state(saved)
+        current = self.state_tensors()
+        missing = sorted(set(current) - set(saved))
+        if missing:
+            raise ValueError(f"the saved engine state lacks {', '.join(missing)}: it was saved for another "
+                             "network configuration")
+        for key, tensor in current.items():
+            tensor.copy_(saved[key])
+
+    def _legacy_state(self, saved: dict[str, Tensor]) -> dict[str, Tensor]:
+        """reflect 0.1 saved each layer's buffers as a numbered list (``v, s, psi[, a, threshold]``, then
+        the traces); this maps them onto the current layout."""
+        out: dict[str, Tensor] = {"correction": saved["correction"].to(torch.float64)}
+        states = self.model.num_states
+        for i, layer in enumerate(self.layer_buffers):
+            old = [saved[f"layers.{i}.{j}"] for j in range(len([k for k in saved if k.startswith(f"layers.{i}.")]))]
+            h = [old[0], *([old[3]] if states == 2 else [])]
+            out[f"layers.{i}.h"] = torch.stack(h)
+            out[f"layers.{i}.spikes"], out[f"layers.{i}.psi"] = old[1], old[2]
+            j = 5 if states == 2 else 3
+            if self.algorithm == "pp-prop":
+                out[f"layers.{i}.eps_x"] = old[j]
+                j += 1
+                if self.alpha_f > 0.0:
+                    out[f"layers.{i}.eps_f"] = torch.stack(old[j:j + states])
+                    j += states
+            else:
+                out[f"layers.{i}.eps"] = torch.stack(old[j:j + states])
+                j += states
+            traces = [torch.stack(old[j + q * states:j + (q + 1) * states]) for q in range(len(layer["learn"]))]
+            if traces:
+                out[f"layers.{i}.etrace"] = torch.stack(traces)
+        if "readout.0" in saved:
+            out["readout.o"], out["readout.eps"] = saved["readout.0"], saved["readout.1"]
+        return out
+
     @staticmethod
-    def _stream_axis(name: str) -> int:
+    def stream_axis(name: str) -> int:
+        """The axis of the streams in :meth:`state_tensors` entry ``name`` (``h`` is ``[S, B, H]``)."""
         key = name.rsplit(".", 1)[-1]
         return {"h": 1, "eps_f": 1, "eps": 1, "etrace": 2}.get(key, 0)
 
@@ -396,8 +434,9 @@ class TraceEngine:
         rows, outputs = readout.packed.shape
         readout_span = (offset, offset + rows * outputs, (rows, outputs))
         _packed_names(names, "readout", readout, index)
+        offsets = np.array([a for a, _, _ in spans] + [readout_span[0], const_start], dtype=np.int64)
         return {
-            "layers": spans, "readout": readout_span, "constants": (const_start, const_stop),
+            "layers": spans, "readout": readout_span, "constants": (const_start, const_stop), "offsets": offsets,
             "table": np.array(table, dtype=np.int64).reshape(-1, 4), "size": readout_span[1], "names": names,
         }
 

@@ -1,0 +1,43 @@
+"""The squashed Gaussian policy head, per action dimension (element-wise).
+
+The readout gives the mean ``mu``; ``sigma = exp(log_std)``. The head draws a pre-squash action
+``u = mu + sigma * eps`` (``eps ~ N(0, 1)``), which is what the learner scores, and maps it into the
+dimension's bounds (``c = (high + low) / 2``, ``s = (high - low) / 2``; unbounded dimensions: ``a = u``)::
+
+    tanh:  a = c + s * tanh(u)           clip:  a = c + s * clip(u, -1, 1)
+    d log pi / d mu       = (u - mu) / sigma^2
+    d/d log_std [log pi + w H] = (u - mu)^2 / sigma^2 - 1 + w        (H = sum log_std + const)
+"""
+
+from __future__ import annotations
+
+from reflect.formulas.ops import clip, exp, tanh
+
+TANH, CLIP = 0, 1
+SQUASH_CODES = {"tanh": TANH, "clip": CLIP}
+
+
+def pre_squash(mu, std, noise):  # type: ignore[no-untyped-def]
+    """``u = mu + sigma * eps`` (``noise = eps``)."""
+    return mu + std * noise
+
+
+def squash(u, center, scale, squash_code):  # type: ignore[no-untyped-def]
+    """The action in the bounds of a bounded dimension."""
+    return center + scale * (tanh(u) if squash_code == TANH else clip(u, -1.0, 1.0))
+
+
+def mean_score(u, mu, inv_var):  # type: ignore[no-untyped-def]
+    """``d log pi / d mu``."""
+    return (u - mu) * inv_var
+
+
+def log_std_score(u, mu, inv_var, weight):  # type: ignore[no-untyped-def]
+    """``d/d log_std [log pi + w H]``."""
+    diff = u - mu
+    return diff * diff * inv_var - 1.0 + weight
+
+
+def spread(log_std):  # type: ignore[no-untyped-def]
+    """``(sigma, 1 / sigma^2)`` of a (clipped) ``log_std``."""
+    return exp(log_std), exp(log_std * -2.0)

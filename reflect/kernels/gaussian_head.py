@@ -1,0 +1,50 @@
+"""Template: the squashed Gaussian head's sample, score and refresh as loops for the compiled backend
+(formulas: :mod:`reflect.formulas.gaussian`; the array form is :class:`reflect.learning.heads.GaussianHead`).
+
+Handle positions: the noise ``eps`` ``[B, A]`` (drawn by the head's numpy Generator before the call),
+the pre-squash actions ``u`` ``[B, A]``, the environment actions ``[B, A]`` (float32), ``sigma``,
+``1 / sigma^2``, ``c``, ``s``, ``bounded`` ``[A]``, ``log_std`` ``[A]``, its bounds ``[2]``, the log-std
+score ``[B, A]`` and ``(squash code, learn log-std)``.
+"""
+
+from __future__ import annotations
+
+from reflect.formulas.gaussian import log_std_score, mean_score, pre_squash, spread, squash
+from reflect.formulas.ops import clip
+
+TEMPLATE = ("head_sample", "head_score", "head_refresh")
+INLINE = TEMPLATE  # into the REFLECT step
+(G_NOISE, G_RAW, G_ENV, G_STD, G_INV_VAR, G_CENTER, G_SCALE, G_BOUNDED, G_LOG_STD, G_LOG_STD_BOUNDS, G_GRAD,
+ G_FLAGS) = range(12)
+
+
+def head_sample(head, out, deterministic):  # type: ignore[no-untyped-def]
+    noise, raw, env, std = head[G_NOISE], head[G_RAW], head[G_ENV], head[G_STD]
+    center, scale, bounded, code = head[G_CENTER], head[G_SCALE], head[G_BOUNDED], head[G_FLAGS][0]
+    batch, dims = raw.shape
+    for b in range(batch):
+        for a in range(dims):
+            mu = out[b, a] + 0.0
+            u = mu if deterministic else pre_squash(mu, std[a], noise[b, a])
+            raw[b, a] = u
+            env[b, a] = squash(u, center[a], scale[a], code) if bounded[a] else u
+
+
+def head_score(head, out, weights, signal):  # type: ignore[no-untyped-def]
+    raw, inv_var, grad = head[G_RAW], head[G_INV_VAR], head[G_GRAD]
+    learn = head[G_FLAGS][1] == 1
+    batch, dims = raw.shape
+    for b in range(batch):
+        for a in range(dims):
+            mu = out[b, a] + 0.0
+            signal[b, a] = mean_score(raw[b, a], mu, inv_var[a])
+            if learn:
+                grad[b, a] = log_std_score(raw[b, a], mu, inv_var[a], weights[b])
+
+
+def head_refresh(head):  # type: ignore[no-untyped-def]
+    log_std, bounds, std, inv_var = head[G_LOG_STD], head[G_LOG_STD_BOUNDS], head[G_STD], head[G_INV_VAR]
+    for a in range(log_std.shape[0]):
+        value = clip(log_std[a], bounds[0], bounds[1])
+        log_std[a] = value
+        std[a], inv_var[a] = spread(value)

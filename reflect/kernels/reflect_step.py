@@ -1,0 +1,101 @@
+"""Template: the REFLECT learner's act and observe, written once.
+
+The compiled backend compiles it with the compiled sub-steps bound (:mod:`reflect.kernels.network`,
+:mod:`reflect.kernels.learning_ops`, a head template); the array backends run the very same code as
+Python with array sub-steps bound (:mod:`reflect.learning.array_ops`). The learner variant (a critic's
+TD error, or a reward baseline) binds its own ``third_factor_*`` functions (see
+:mod:`reflect.learning.actor_critic`, :mod:`reflect.learning.reward_baseline`).
+
+Per environment step, for every stream ``b`` (no buffer of transitions anywhere)::
+
+    act:      x_t = normalise(obs_t);  o_t = actor(x_t) (traces advance);  a_t ~ pi(. | o_t)
+    observe:  delta_t = third factor (e.g. r_t + gamma (1 - terminated) V(h_{t+1}) - V(h_t))
+              z_theta <- gamma lambda z_theta + grad_theta [log pi(a_t | h_t) + c sign(delta_t) H_t]
+              theta   <- theta + (1 / B) sum_b step_b delta_b z_theta,b        (ObGD step sizes)
+              then the third factor learns (the critic's bounded update), and the streams whose
+              episode ended restart (state and traces zero)
+
+Arguments: ``norm`` (the observation normaliser), ``actor`` / ``critic`` (networks), ``head``,
+``actor_traces`` / ``critic_traces`` (parameter groups), ``io`` (the step's arrays, positions below),
+``settings`` (hyperparameters), ``results`` (the step's mean ``|delta|``). Each is a tuple of arrays for the
+compiled backend and an object for the array backends. A non-finite observation, TD error or trace norm
+returns a status before any weight changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from reflect.formulas.td import entropy_weight
+
+TEMPLATE = ("act", "observe", "reset_streams")
+
+# io: raw observations [B, D] float64, the actor's and the critic's input buffers (the first D columns
+# are the observation), their outputs, reward [B], terminated [B], done [B], delta [B], values [B], entropy
+# weights [B], the actor's learning signal [B, O], dV/do = 1 [B, 1], critic pending [B], all streams [B]
+# (True; also read as a non-constant ``True``, so compiled callees are not specialised on a literal), the
+# reward baseline [1]
+(RAW, ACTOR_INPUT, CRITIC_INPUT, ACTOR_OUTPUT, CRITIC_OUTPUT, REWARD, TERMINATED, DONE, DELTA, VALUES,
+ WEIGHTS, SIGNAL, ONES, PENDING, ALL, BASELINE) = range(16)
+GAMMA, ENTROPY_COEF, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE = range(7)
+ABS_DELTA = 0  # in results (each parameter group keeps its own step size and trace norm)
+OK, BAD_OBSERVATION, BAD_DELTA, BAD_ACTOR_TRACE, BAD_CRITIC_TRACE = range(5)
+
+
+def prepare_input(norm, raw, out, update):  # type: ignore[no-untyped-def]  # bound sub-steps
+    raise NotImplementedError
+
+
+network_forward = network_reset = head_sample = head_score = head_refresh = prepare_input
+traces_accumulate = traces_reset = bounded_update = prepare_input
+third_factor_act = third_factor_signal = third_factor_learn = third_factor_reset = prepare_input
+
+
+def act(norm, actor, critic, head, critic_traces, io, learning, deterministic):  # type: ignore[no-untyped-def]
+    """Normalise ``io[RAW]`` (statistics updated while ``learning``), step the actor (with traces while
+    ``learning``) and sample (the mode when ``deterministic``); returns a status."""
+    if not prepare_input(norm, io[RAW], io[ACTOR_INPUT], learning):
+        return BAD_OBSERVATION
+    if learning:
+        third_factor_act(critic, critic_traces, io)
+    network_forward(actor, learning, io[ALL])
+    head_sample(head, io[ACTOR_OUTPUT], deterministic)
+    return OK
+
+
+def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings, results):  # type: ignore[no-untyped-def]
+    """One online update from ``io[REWARD]``, ``io[TERMINATED]``, ``io[DONE]`` and the next observation in
+    ``io[RAW]``; returns a status (``OK``, or what stopped it before any weight changed)."""
+    status = third_factor_signal(norm, critic, critic_traces, io, settings)
+    if status != OK:
+        return status
+    delta, weights = io[DELTA], io[WEIGHTS]
+    total = 0.0
+    for b in range(delta.shape[0]):
+        if not math.isfinite(delta[b]):
+            return BAD_DELTA
+        weights[b] = entropy_weight(settings[ENTROPY_COEF], delta[b])
+        total += abs(delta[b])
+    results[ABS_DELTA] = total / delta.shape[0]
+    head_score(head, io[ACTOR_OUTPUT], weights, io[SIGNAL])
+    traces_accumulate(actor_traces, actor, io[SIGNAL])
+    if bounded_update(actor_traces, delta, settings[ACTOR_LR], settings[ACTOR_KAPPA]) != OK:
+        return BAD_ACTOR_TRACE
+    head_refresh(head)
+    status = third_factor_learn(critic_traces, io, settings)
+    if status != OK:
+        return status
+    reset_streams(actor, critic, actor_traces, critic_traces, io, io[DONE])
+    return OK
+
+
+def reset_streams(actor, critic, actor_traces, critic_traces, io, done):  # type: ignore[no-untyped-def]
+    """Zero network state and every trace of the streams where ``done``."""
+    any_done = False
+    for b in range(done.shape[0]):
+        if done[b]:
+            any_done = True
+    if any_done:
+        network_reset(actor, done)
+        traces_reset(actor_traces, done)
+        third_factor_reset(critic, critic_traces, io, done)

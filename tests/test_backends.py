@@ -1,0 +1,155 @@
+"""Backends: chosen in one place with a reason; the learner's one REFLECT step runs the same on each.
+
+The network math of every backend is checked against BPTT in ``test_conformance.py``; here the learner's
+act and observe (one template, compiled for numba and interpreted for numpy/torch) must take the same
+actions and make the same weight changes on every backend, and refuse bad data before any weight moves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from reflect.kernels import compiled_available
+from reflect.learning import CategoricalHead, GaussianHead, LearnerConfig, ReflectLearner
+from reflect.spiking import SpikingNetwork
+from reflect.traces import backends
+from reflect.traces.backends import select_backend
+from reflect.traces.engine import engine_spec
+
+needs_numba = pytest.mark.skipif(not compiled_available(), reason="numba is not installed")
+
+
+def _spec(hidden: int = 8) -> Any:
+    return engine_spec(SpikingNetwork(3, 2, (hidden,)))
+
+
+@needs_numba
+def test_the_compiled_backend_is_chosen_first_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REFLECT_BACKEND", raising=False)
+    monkeypatch.delenv("REFLECT_COMPILED", raising=False)
+    choice = select_backend([_spec()])
+    assert choice.name == "numba" and "numba" in choice.reason and not choice.refusals
+
+
+def test_each_refusal_names_its_reason_and_the_next_backend_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REFLECT_BACKEND", raising=False)
+    monkeypatch.setenv("REFLECT_COMPILED", "0")
+    choice = select_backend([_spec()])
+    assert choice.name == "numpy"
+    assert choice.refusals[0] == ("numba", "switched off by REFLECT_COMPILED=0") or not compiled_available()
+    assert "numba refused" in choice.describe()
+    monkeypatch.delenv("REFLECT_COMPILED")
+    big = _spec(hidden=70_000)  # one matrix of 4 x 70,000 weights
+    choice = select_backend([big])
+    assert choice.name == "torch"
+    assert any("above 65,536" in why for _, why in choice.refusals)
+
+
+def test_a_missing_numba_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REFLECT_BACKEND", raising=False)
+    monkeypatch.setattr(backends, "compiled_available", lambda: False)
+    choice = select_backend([_spec()])
+    assert choice.name == "numpy"
+    assert choice.refusals == (("numba", 'numba is not installed (pip install "reflect-rl[fast]")'),)
+    with pytest.raises(ValueError, match=r"backend 'numba' cannot run this network: numba is not installed"):
+        select_backend([_spec()], "numba")
+
+
+def test_requested_backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFLECT_BACKEND", "torch")
+    assert select_backend([_spec()]).describe() == "torch (requested)"
+    monkeypatch.setenv("REFLECT_BACKEND", "jax")
+    with pytest.raises(ValueError, match=r"REFLECT_BACKEND='jax' is not a backend: choose one of numba, numpy, torch"):
+        select_backend([_spec()])
+    monkeypatch.delenv("REFLECT_BACKEND")
+    with pytest.raises(ValueError, match=r"unknown backend 'gpu'"):
+        select_backend([_spec()], "gpu")
+    with pytest.raises(ValueError, match=r"backend 'numpy' cannot run this network: .* above 65,536"):
+        select_backend([_spec(hidden=70_000)], "numpy")
+
+
+# ----------------------------------------------------------------------------- the REFLECT step
+def _learner(backend: str, head: str, streams: int, third_factor: str = "td", seed: int = 0,
+             **network: Any) -> Any:
+    torch.manual_seed(seed)
+    actions = 2
+    actor = SpikingNetwork(3, actions, (12,), weight_scale=3.0, **network).double()
+    critic = SpikingNetwork(3, 1, (12,), weight_scale=3.0, **network).double()
+    policy = (CategoricalHead(actions, seed=seed) if head == "categorical"
+              else GaussianHead(actions, [-1.0, -2.0], [1.0, 2.0], seed=seed, log_std_lr_scale=0.1))
+    config = LearnerConfig(third_factor=third_factor, lam=0.9, actor_lr=0.5, critic_lr=0.5)
+    return ReflectLearner(actor, critic, policy, config, num_streams=streams, backend=backend)
+
+
+def _run(learner: Any, steps: int, seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    streams = learner.num_streams
+    actions = []
+    for t in range(steps):
+        obs = rng.normal(size=(streams, 3))
+        actions.append(np.array(learner.act(obs), copy=True))
+        reward = rng.normal(size=streams)
+        ended = rng.random(streams) < 0.1
+        terminated, truncated = ended & (t % 2 == 0), ended & (t % 2 == 1)
+        learner.observe(reward, terminated, truncated, rng.normal(size=(streams, 3)))
+    return actions
+
+
+BACKEND_CASES = [("categorical", 1, "td"), ("categorical", 3, "td"), ("gaussian", 1, "td"),
+                 ("gaussian", 2, "td"), ("categorical", 2, "reward-baseline")]
+
+
+@pytest.mark.parametrize(("head", "streams", "third_factor"), BACKEND_CASES)
+def test_every_backend_runs_the_same_reflect_step(head: str, streams: int, third_factor: str) -> None:
+    """Over 150 steps with episode ends, float64 networks: identical actions, weights to 1e-9."""
+    names = ["numpy", "torch"] + (["numba"] if compiled_available() else [])
+    runs = {}
+    for name in names:
+        learner = _learner(name, head, streams, third_factor, neuron="alif", beta=0.3, learn=("theta",))
+        assert learner.backend.name == name and learner.compiled == (name == "numba")
+        actions = _run(learner, 150)
+        weights = [p.detach().clone() for p in learner.actor_engine.parameters()]
+        if learner.critic_engine is not None:
+            weights += [p.detach().clone() for p in learner.critic_engine.parameters()]
+        runs[name] = (actions, weights, learner.head.extra_params)
+    reference = runs.pop("numpy")
+    for name, (actions, weights, extra) in runs.items():
+        for a, b in zip(actions, reference[0], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9, err_msg=f"{name}: actions")
+        for a, b in zip(weights, reference[1], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10, msg=f"{name}: weights")
+        if extra is not None:
+            np.testing.assert_allclose(extra, reference[2], rtol=1e-9, err_msg=f"{name}: log-std")
+    moved = _learner("numpy", head, streams, third_factor, neuron="alif", beta=0.3, learn=("theta",))
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(reference[1], moved.actor_engine.parameters()))
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
+def test_bad_data_is_refused_before_any_weight_moves(backend: str) -> None:
+    learner = _learner(backend, "gaussian", 1)
+    before = [p.detach().clone() for p in learner.actor_engine.parameters()]
+    with pytest.raises(FloatingPointError, match=r"observation has NaN or inf in dimensions \[1\]"):
+        learner.act(np.array([[0.0, np.nan, 0.0]]))
+    learner.act(np.zeros((1, 3)))
+    with pytest.raises(FloatingPointError, match=r"observation has NaN or inf in dimensions \[2\]"):
+        learner.observe(np.zeros(1), np.zeros(1, bool), np.zeros(1, bool), np.array([[0.0, 0.0, np.inf]]))
+    with pytest.raises(FloatingPointError, match=r"non-finite reward prediction error \[nan\]"):
+        learner.observe(np.array([np.nan]), np.zeros(1, bool), np.zeros(1, bool), np.zeros((1, 3)))
+    for a, b in zip(before, learner.actor_engine.parameters(), strict=True):
+        assert torch.equal(a, b.detach())
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
+def test_a_non_finite_trace_names_where_and_why(backend: str) -> None:
+    learner = _learner(backend, "categorical", 1)
+    with torch.no_grad():
+        learner.actor_engine.network.readout.weight[0, 0] = float("inf")  # logits inf: softmax NaN
+    learner.act(np.ones((1, 3)))
+    message = r"non-finite eligibility trace in the actor in .*: readout weights already hold NaN or inf"
+    with pytest.raises(FloatingPointError, match=message):
+        learner.observe(np.ones(1), np.zeros(1, bool), np.zeros(1, bool), np.ones((1, 3)))
