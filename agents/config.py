@@ -16,6 +16,7 @@ from reflect.config import deep_merge, from_mapping, load_env_config, parse_over
 from reflect.learning.config import LearnerConfig
 from reflect.learning.heads import GaussianHead
 from reflect.spiking.encoders import ENCODERS
+from reflect.spiking.models import neuron_model
 from reflect.spiking.network import SpikingNetwork
 from reflect.spiking.surrogate import Surrogate, check_surrogate
 
@@ -26,10 +27,15 @@ class NetworkConfig:
 
     Attributes:
         hidden: neurons per spiking layer.
-        neuron: ``lif`` or ``alif``.
+        neuron: a registered neuron model (``lif``, ``alif``, ``cuba``; see
+            :func:`reflect.spiking.neuron_model_names`).
         recurrent: recurrent weights in every layer (traces then drop the recurrent temporal paths).
-        beta / theta: membrane decay and firing threshold; ``learn_beta`` / ``learn_theta`` train them.
-        per_neuron: one beta/theta per neuron instead of per layer.
+        beta / theta: membrane decay and firing threshold (every built-in model has both).
+        neuron_params: the model's other constants by name (ALIF ``rho``, ``beta_a``; CUBA ``alpha``);
+            the model's defaults otherwise.
+        learn_beta / learn_theta: train beta / theta; ``learn``: names of any other constants to train.
+            Learned constants are kept in their valid range.
+        per_neuron: one value of every constant per neuron instead of per layer.
         surrogate / surrogate_slope: the surrogate spike derivative.
         encoder: how observations enter the first layer (``direct`` feeds them as currents).
         weight_scale: hidden weights start uniform in ``+-weight_scale / sqrt(fan_in)``.
@@ -39,14 +45,16 @@ class NetworkConfig:
     """
 
     hidden: tuple[int, ...] = (128,)
-    neuron: Literal["lif", "alif"] = "lif"
+    neuron: str = "lif"
     recurrent: bool = False
     beta: float = 0.0
     theta: float = 1.0
+    neuron_params: dict[str, float] = field(default_factory=dict)
     learn_beta: bool = False
     learn_theta: bool = False
+    learn: tuple[str, ...] = ()
     per_neuron: bool = False
-    surrogate: Literal["fast_sigmoid", "arctan"] = "fast_sigmoid"
+    surrogate: str = "fast_sigmoid"
     surrogate_slope: float = 1.0
     encoder: Literal["direct", "poisson", "posneg", "population"] = "direct"
     weight_scale: float = 2.0
@@ -57,10 +65,21 @@ class NetworkConfig:
     def __post_init__(self) -> None:
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden must list positive layer sizes, e.g. [128], got {list(self.hidden)}")
-        if not 0.0 <= self.beta < 1.0:
-            raise ValueError(f"beta must be in [0, 1), got {self.beta}")
-        if not self.theta > 0.0:
-            raise ValueError(f"theta must be > 0, got {self.theta}")
+        model = neuron_model(self.neuron)
+        for name in ("beta", "theta"):
+            if name in model.parameter_names:
+                spec = model.parameter(name)
+                if not spec.contains(getattr(self, name)):
+                    raise ValueError(f"{name} must be in {spec.describe()}, got {getattr(self, name)}")
+        for name, value in self.neuron_params.items():
+            if name in ("beta", "theta"):
+                raise ValueError(f"neuron_params: set {name} with network.{name}, not neuron_params.{name}")
+            spec = model.parameter(name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not spec.contains(value):
+                raise ValueError(f"neuron_params: {self.neuron} constant {name} ({spec.doc}) must be in "
+                                 f"{spec.describe()}, got {value!r}")
+        for name in self.learn:
+            model.parameter(name)
         if not 0.0 <= self.readout_decay < 1.0:
             raise ValueError(f"readout_decay must be in [0, 1), got {self.readout_decay}")
         if self.encoder not in ENCODERS:
@@ -69,14 +88,27 @@ class NetworkConfig:
             raise ValueError("weight_scale must be > 0 and readout_scale >= 0")
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
 
+    def constants(self) -> dict[str, float]:
+        """The model's constants this config sets: ``beta``, ``theta`` (where the model has them) and
+        ``neuron_params``."""
+        model = neuron_model(self.neuron)
+        values: dict[str, float] = {name: getattr(self, name) for name in ("beta", "theta")
+                                    if name in model.parameter_names}
+        return {**values, **self.neuron_params}
+
+    def learned(self) -> tuple[str, ...]:
+        """Names of the constants to train."""
+        flags = (["beta"] if self.learn_beta else []) + (["theta"] if self.learn_theta else [])
+        return tuple(dict.fromkeys([*flags, *self.learn]))
+
     def build(self, in_features: int, out_features: int) -> SpikingNetwork:
         """A fresh network with this architecture (initialised from torch's global generator)."""
         return SpikingNetwork(
             in_features, out_features, self.hidden,
             encoder=self.encoder, readout_decay=self.readout_decay, readout_scale=self.readout_scale,
-            neuron=self.neuron, recurrent=self.recurrent, beta=self.beta, theta=self.theta,
-            per_neuron=self.per_neuron, learn_beta=self.learn_beta, learn_theta=self.learn_theta,
+            neuron=self.neuron, recurrent=self.recurrent, per_neuron=self.per_neuron, learn=self.learned(),
             surrogate=Surrogate(self.surrogate, self.surrogate_slope), weight_scale=self.weight_scale,
+            **self.constants(),
         )
 
 

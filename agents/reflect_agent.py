@@ -36,7 +36,14 @@ from reflect.agents.sb3_api import SB3API
 from reflect.agents.sb3_compat import SB3VecEnvStreams, is_sb3_vec_env
 from reflect.agents.step_api import StepAPI
 from reflect.config import DEFAULT_ENTRY, deep_merge, from_mapping, load_env_config
-from reflect.envs import EnvSetupError, ObservationNormalizer, RewardScaler, StreamVectorEnv, check_spaces, make_env
+from reflect.envs import (
+    EnvSetupError,
+    ObservationNormalizer,
+    RewardScaler,
+    StreamVectorEnv,
+    check_spaces,
+    make_env,
+)
 from reflect.learning import CategoricalHead, PolicyHead, make_learner
 
 SUPPORTED_ACTIONS = ("Discrete", "Box")

@@ -46,11 +46,9 @@ class SB3API:
     _learn_start_steps: int
     start_time: float
 
-    def act(self, obs: Any) -> Any: ...  # from StepAPI
-
-    def observe(self, reward: Any, terminated: Any, truncated: Any, next_obs: Any) -> np.ndarray: ...
-
-    def normalize_observation(self, obs: np.ndarray) -> np.ndarray: ...
+    act: Any  # from StepAPI
+    observe: Any
+    normalize_observation: Any
 
     def learn(
         self: Any,
@@ -59,7 +57,7 @@ class SB3API:
         progress_bar: bool = False,
         reset_num_timesteps: bool = False,
         log_interval: int = 1000,
-    ) -> Reflect:
+    ) -> Any:
         """Run the agent in its environment streams for ``total_timesteps`` more steps, learning online.
 
         ``callback``: a :class:`~reflect.agents.callbacks.ReflectCallback` or stable-baselines3 callback,

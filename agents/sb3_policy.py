@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from reflect.config import ConfigError, from_mapping
 from reflect.spiking.encoders import ENCODERS, make_encoder
 from reflect.spiking.layers import SpikingLayer
+from reflect.spiking.models import neuron_model
 from reflect.spiking.surrogate import Surrogate, check_surrogate
 
 
@@ -42,7 +43,8 @@ class SpikingPolicyConfig:
 
     Attributes:
         hidden: neurons per spiking layer.
-        neuron: ``lif`` or ``alif``.
+        neuron: a registered neuron model (``lif``, ``alif``, ``cuba``); ``neuron_params`` sets its other
+            constants by name (e.g. ``{"alpha": 0.9}`` for ``cuba``).
         time_steps: simulation steps K per observation.
         beta / theta: membrane decay and threshold.
         surrogate / surrogate_slope: the surrogate spike derivative.
@@ -55,18 +57,19 @@ class SpikingPolicyConfig:
     """
 
     hidden: tuple[int, ...] = (64, 64)
-    neuron: Literal["lif", "alif"] = "lif"
+    neuron: str = "lif"
     time_steps: int = 4
     beta: float = 0.5
     theta: float = 1.0
     # with PPO on CartPole, arctan (slope 2) solved 2 of 3 seeds in 100k steps; fast_sigmoid (slope 1) none
-    surrogate: Literal["fast_sigmoid", "arctan"] = "arctan"
+    surrogate: str = "arctan"
     surrogate_slope: float = 2.0
     encoder: Literal["direct", "poisson", "posneg", "population"] = "direct"
     # SB3 envs are often unnormalised (CartPole obs std 0.07-0.8): at 2, no neuron of layer 2 spiked
     weight_scale: float = 8.0
     recurrent: bool = False
     squash: Literal["none", "tanh"] = "none"
+    neuron_params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.hidden or any(h < 1 for h in self.hidden):
@@ -75,6 +78,12 @@ class SpikingPolicyConfig:
             raise ValueError(f"time_steps must be >= 1, got {self.time_steps}")
         if not 0.0 <= self.beta < 1.0:
             raise ValueError(f"beta must be in [0, 1), got {self.beta}")
+        model = neuron_model(self.neuron)
+        for name, value in self.neuron_params.items():
+            spec = model.parameter(name)
+            if name in ("beta", "theta") or not spec.contains(value):
+                raise ValueError(f"neuron_params: {name} must be a constant of {self.neuron} other than beta "
+                                 f"and theta, in {spec.describe()}; got {value!r}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}: choose one of {', '.join(ENCODERS)}")
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
@@ -90,10 +99,10 @@ class SpikingFeaturesExtractor(BaseFeaturesExtractor):
         self.encoder = make_encoder(config.encoder, in_features)
         sizes = [self.encoder.out_features, *config.hidden]
         surrogate = Surrogate(config.surrogate, config.surrogate_slope)
+        constants: dict[str, Any] = {"beta": config.beta, "theta": config.theta, **config.neuron_params}
         self.layers = nn.ModuleList(
             SpikingLayer(sizes[i], sizes[i + 1], neuron=config.neuron, recurrent=config.recurrent,
-                         beta=config.beta, theta=config.theta, surrogate=surrogate,
-                         weight_scale=config.weight_scale)
+                         surrogate=surrogate, weight_scale=config.weight_scale, **constants)
             for i in range(len(config.hidden))
         )
         self.last_rates: list[float] = [0.0] * len(config.hidden)

@@ -39,11 +39,11 @@ CASES: dict[str, tuple[str, dict[str, Any], int]] = {
     # the tuned defaults: one memoryless LIF layer of 128, direct encoder, linear readout
     "cartpole": ("CartPole-v1", {}, 1000),
     "pendulum": ("Pendulum-v1", {}, 1000),
-    # two ALIF layers, recurrent, membrane memory, leaky readout, population encoder (torch lerp path)
+    # two ALIF layers, recurrent, membrane memory, leaky readout, population encoder (the array backend)
     "alif-recurrent": ("Pendulum-v1", {"network": {
         "hidden": [32, 16], "neuron": "alif", "recurrent": True, "beta": 0.7, "readout_decay": 0.5,
         "encoder": "population"}}, 300),
-    # two recurrent LIF layers with per-neuron constants (numpy kernels), posneg encoder, leaky readout
+    # two recurrent LIF layers with per-neuron constants, posneg encoder, leaky readout
     "lif-recurrent": ("CartPole-v1", {"network": {
         "hidden": [32, 32], "recurrent": True, "beta": 0.6, "per_neuron": True, "readout_decay": 0.3,
         "encoder": "posneg"}}, 300),
@@ -202,14 +202,15 @@ def test_exported_policy_matches_agent_over_1000_steps(case: str, fmt: str, reco
     {"network": {"hidden": [24], "beta": 0.5, "learn_beta": True, "learn_theta": True,
                  "readout_decay": 0.6}},
     {"network": {"hidden": [24, 24], "neuron": "alif", "beta": 0.8, "per_neuron": True}},
-], ids=["lif-learned-constants", "alif-per-neuron"])
-def test_eager_module_matches_agent_in_both_fma_modes(config: dict) -> None:
-    """Configurations beyond the exported cases, through the module itself (both arithmetic modes)."""
+    {"network": {"hidden": [24], "neuron": "cuba", "beta": 0.3, "recurrent": True,
+                 "neuron_params": {"alpha": 0.7}}},
+], ids=["lif-learned-constants", "alif-per-neuron", "cuba-recurrent"])
+def test_eager_module_matches_agent_for_more_configurations(config: dict) -> None:
+    """Configurations beyond the exported cases (every registered neuron model), through the module."""
     agent = Reflect("Pendulum-v1", config, seed=1).learn(300)
     rec = _record(agent, "Pendulum-v1")
-    for fma in ("native", "float64"):
-        module = build_policy_module(agent, fma=fma)
-        _assert_parity(rec, *_replay(_eager_step(module), _eager_initial(module), rec))
+    module = build_policy_module(agent)
+    _assert_parity(rec, *_replay(_eager_step(module), _eager_initial(module), rec))
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
@@ -251,21 +252,6 @@ def test_parity_check_fails_without_state_reset(recordings: Any, exported: Any) 
     assert _action_diff(actions, rec.actions[:400]) <= TOLERANCE
     actions, _ = _replay(policy.step, policy.initial_state, rec, steps=400, reset=False)
     assert _action_diff(actions, rec.actions[:400]) > 1e-3
-
-
-def test_float64_lerp_emulation_rounds_like_torch_lerp() -> None:
-    """ONNX has no fused multiply-add: the module's float64 form of torch's CPU ``lerp`` must round
-    exactly like it, where the plain float32 formula does not."""
-    from reflect.export.module import _Lerp
-
-    generator = torch.Generator().manual_seed(0)
-    start, end = torch.randn(2, 4096, generator=generator), torch.randn(2, 4096, generator=generator)
-    for weight in (torch.tensor(0.3), torch.tensor(0.8), torch.rand(4096, generator=generator), 0.5, 0.1):
-        reference = torch.lerp(start, end, weight)
-        assert torch.equal(_Lerp(weight, "float64")(start, end), reference)
-        assert torch.equal(_Lerp(weight, "native")(start, end), reference)
-    unfused = start + 0.3 * (end - start)
-    assert not torch.equal(unfused, torch.lerp(start, end, 0.3))  # the emulation is not a no-op
 
 
 # --------------------------------------------------------------------------------------- metadata

@@ -14,7 +14,6 @@ from reflect.export.module import ExportError, PolicyModule, build_policy_module
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".ts.pt", "onnx": ".onnx"}
-FMA_MODE = {"torchscript": "native", "onnx": "float64"}
 CHECK_STEPS = 64
 CHECK_TOLERANCE = 1e-5
 
@@ -42,7 +41,7 @@ def export_bytes(agent: Any, export_format: str, *, batch_size: int | None = Non
         from reflect.export.onnx import check_onnx_available
 
         check_onnx_available()
-    module = build_policy_module(agent, fma=FMA_MODE[export_format])
+    module = build_policy_module(agent)
     metadata = policy_metadata(agent, export_format=export_format,
                                batch_size=batch_size if export_format == "onnx" else None)
     if export_format == "torchscript":

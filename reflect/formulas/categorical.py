@@ -12,7 +12,7 @@ from __future__ import annotations
 from reflect.formulas.ops import exp, log
 
 
-def row_max(logits):  # type: ignore[no-untyped-def]
+def row_max(logits):
     top = logits[0]
     for k in range(1, len(logits)):
         if logits[k] > top:
@@ -20,7 +20,7 @@ def row_max(logits):  # type: ignore[no-untyped-def]
     return top
 
 
-def argmax(logits):  # type: ignore[no-untyped-def]
+def argmax(logits):
     """The first index of the largest logit."""
     best = 0
     for k in range(1, len(logits)):
@@ -29,7 +29,7 @@ def argmax(logits):  # type: ignore[no-untyped-def]
     return best
 
 
-def sample(logits, uniform):  # type: ignore[no-untyped-def]
+def sample(logits, uniform):
     """The action drawn from ``softmax(logits)`` by the uniform number ``uniform`` in ``[0, 1)``."""
     top = row_max(logits)
     total = 0.0
@@ -44,7 +44,7 @@ def sample(logits, uniform):  # type: ignore[no-untyped-def]
     return len(logits) - 1
 
 
-def score(logits, action, weight, out):  # type: ignore[no-untyped-def]
+def score(logits, action, weight, out):
     """``out[k] = d/dl_k [log p_action + weight * H]``."""
     top = row_max(logits)
     total = 0.0

@@ -17,27 +17,27 @@ TANH, CLIP = 0, 1
 SQUASH_CODES = {"tanh": TANH, "clip": CLIP}
 
 
-def pre_squash(mu, std, noise):  # type: ignore[no-untyped-def]
+def pre_squash(mu, std, noise):
     """``u = mu + sigma * eps`` (``noise = eps``)."""
     return mu + std * noise
 
 
-def squash(u, center, scale, squash_code):  # type: ignore[no-untyped-def]
+def squash(u, center, scale, squash_code):
     """The action in the bounds of a bounded dimension."""
     return center + scale * (tanh(u) if squash_code == TANH else clip(u, -1.0, 1.0))
 
 
-def mean_score(u, mu, inv_var):  # type: ignore[no-untyped-def]
+def mean_score(u, mu, inv_var):
     """``d log pi / d mu``."""
     return (u - mu) * inv_var
 
 
-def log_std_score(u, mu, inv_var, weight):  # type: ignore[no-untyped-def]
+def log_std_score(u, mu, inv_var, weight):
     """``d/d log_std [log pi + w H]``."""
     diff = u - mu
     return diff * diff * inv_var - 1.0 + weight
 
 
-def spread(log_std):  # type: ignore[no-untyped-def]
+def spread(log_std):
     """``(sigma, 1 / sigma^2)`` of a (clipped) ``log_std``."""
     return exp(log_std), exp(log_std * -2.0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from reflect.formulas.ops import clip, sqrt
 
 
-def welford(mean, var, count, x):  # type: ignore[no-untyped-def]
+def welford(mean, var, count, x):
     """``(mean', var')`` after adding ``x`` to ``count`` values."""
     total = count + 1
     delta = x - mean
@@ -20,7 +20,7 @@ def welford(mean, var, count, x):  # type: ignore[no-untyped-def]
     return new_mean, (var * count + delta * (x - new_mean)) / total
 
 
-def merge(mean, var, count, batch_mean, batch_var, batch_count):  # type: ignore[no-untyped-def]
+def merge(mean, var, count, batch_mean, batch_var, batch_count):
     """``(mean', var')`` after adding a batch of ``batch_count`` values with the given statistics."""
     total = count + batch_count
     delta = batch_mean - mean
@@ -28,6 +28,6 @@ def merge(mean, var, count, batch_mean, batch_var, batch_count):  # type: ignore
     return mean + delta * (batch_count / total), m2 / total
 
 
-def normalize(x, mean, var, epsilon, clip_at):  # type: ignore[no-untyped-def]
+def normalize(x, mean, var, epsilon, clip_at):
     """The normalised, clipped value of ``x``."""
     return clip((x - mean) * (1.0 / sqrt(var + epsilon)), -clip_at, clip_at)

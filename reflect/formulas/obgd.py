@@ -12,7 +12,7 @@ group over ``B`` streams is then ``theta <- theta + (1 / B) sum_b step_b delta_b
 from __future__ import annotations
 
 
-def obgd_step_size(alpha, kappa, delta, trace_l1):  # type: ignore[no-untyped-def]
+def obgd_step_size(alpha, kappa, delta, trace_l1):
     """Bounded step size for one stream: scalars in, scalar out."""
     bound = kappa * alpha * max(abs(delta), 1.0) * trace_l1
     return alpha / bound if bound > 1.0 else alpha

@@ -46,30 +46,34 @@ def clip(x: Any, low: Any, high: Any) -> Any:
 
 OVERLOADED = (tanh, exp, log, sqrt, clip)
 for _function in OVERLOADED:
-    _function.__reflect_overloaded__ = True  # type: ignore[attr-defined]
+    setattr(_function, "__reflect_overloaded__", True)  # noqa: B010  (specialize() reads it)
 
-try:
-    from numba.extending import overload
-except ImportError:  # without numba the functions above serve alone
-    overload = None
+def _register_overloads() -> None:
+    """Let numba compile the functions above (on scalars) where it is installed."""
+    try:
+        from numba.extending import overload
+    except ImportError:  # without numba the functions above serve alone
+        return
 
-if overload is not None:
     @overload(tanh)
-    def _tanh(x):  # type: ignore[no-untyped-def]
+    def _tanh(x: Any) -> Any:
         return lambda x: math.tanh(x)
 
     @overload(exp)
-    def _exp(x):  # type: ignore[no-untyped-def]
+    def _exp(x: Any) -> Any:
         return lambda x: math.exp(x)
 
     @overload(log)
-    def _log(x):  # type: ignore[no-untyped-def]
+    def _log(x: Any) -> Any:
         return lambda x: math.log(x)
 
     @overload(sqrt)
-    def _sqrt(x):  # type: ignore[no-untyped-def]
+    def _sqrt(x: Any) -> Any:
         return lambda x: math.sqrt(x)
 
     @overload(clip)
-    def _clip(x, low, high):  # type: ignore[no-untyped-def]
+    def _clip(x: Any, low: Any, high: Any) -> Any:
         return lambda x, low, high: min(max(x, low), high)
+
+
+_register_overloads()

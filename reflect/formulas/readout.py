@@ -9,6 +9,6 @@ Its eligibility trace of the presynaptic vector ``z`` and its gradient follow fr
 from __future__ import annotations
 
 
-def leaky_integrate(o, y, decay):  # type: ignore[no-untyped-def]
+def leaky_integrate(o, y, decay):
     """``o_t`` from ``o_{t-1}``, the input ``y_t`` and the decay ``d``."""
     return decay * o + (1.0 - decay) * y

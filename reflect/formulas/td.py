@@ -8,16 +8,16 @@
 from __future__ import annotations
 
 
-def td_error(reward, terminated, gamma, next_value, value):  # type: ignore[no-untyped-def]
+def td_error(reward, terminated, gamma, next_value, value):
     """The reward prediction error of a critic; a terminated episode does not bootstrap."""
     return reward + (0.0 if terminated else gamma * next_value) - value
 
 
-def baseline_update(baseline, rate, mean_reward):  # type: ignore[no-untyped-def]
+def baseline_update(baseline, rate, mean_reward):
     """The running reward mean after a step whose rewards average ``mean_reward``."""
     return baseline + rate * (mean_reward - baseline)
 
 
-def entropy_weight(coefficient, delta):  # type: ignore[no-untyped-def]
+def entropy_weight(coefficient, delta):
     """``c * sign(delta)``."""
     return coefficient * (1.0 if delta > 0.0 else (-1.0 if delta < 0.0 else 0.0))

@@ -14,7 +14,7 @@ INLINE = TEMPLATE  # into the REFLECT step
 C_UNIFORM, C_ACTIONS, C_ROW, C_SCORE = range(4)
 
 
-def head_sample(head, out, deterministic):  # type: ignore[no-untyped-def]
+def head_sample(head, out, deterministic):
     uniform, actions, row = head[C_UNIFORM], head[C_ACTIONS], head[C_ROW]
     for b in range(actions.shape[0]):
         for k in range(row.shape[0]):
@@ -22,7 +22,7 @@ def head_sample(head, out, deterministic):  # type: ignore[no-untyped-def]
         actions[b] = argmax(row) if deterministic else sample(row, uniform[b])
 
 
-def head_score(head, out, weights, signal):  # type: ignore[no-untyped-def]
+def head_score(head, out, weights, signal):
     actions, row, result = head[C_ACTIONS], head[C_ROW], head[C_SCORE]
     for b in range(actions.shape[0]):
         for k in range(row.shape[0]):
@@ -32,5 +32,5 @@ def head_score(head, out, weights, signal):  # type: ignore[no-untyped-def]
             signal[b, k] = result[k]
 
 
-def head_refresh(head):  # type: ignore[no-untyped-def]
+def head_refresh(head):
     """Nothing is derived from parameters."""

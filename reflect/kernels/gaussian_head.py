@@ -18,7 +18,7 @@ INLINE = TEMPLATE  # into the REFLECT step
  G_FLAGS) = range(12)
 
 
-def head_sample(head, out, deterministic):  # type: ignore[no-untyped-def]
+def head_sample(head, out, deterministic):
     noise, raw, env, std = head[G_NOISE], head[G_RAW], head[G_ENV], head[G_STD]
     center, scale, bounded, code = head[G_CENTER], head[G_SCALE], head[G_BOUNDED], head[G_FLAGS][0]
     batch, dims = raw.shape
@@ -30,7 +30,7 @@ def head_sample(head, out, deterministic):  # type: ignore[no-untyped-def]
             env[b, a] = squash(u, center[a], scale[a], code) if bounded[a] else u
 
 
-def head_score(head, out, weights, signal):  # type: ignore[no-untyped-def]
+def head_score(head, out, weights, signal):
     raw, inv_var, grad = head[G_RAW], head[G_INV_VAR], head[G_GRAD]
     learn = head[G_FLAGS][1] == 1
     batch, dims = raw.shape
@@ -42,7 +42,7 @@ def head_score(head, out, weights, signal):  # type: ignore[no-untyped-def]
                 grad[b, a] = log_std_score(raw[b, a], mu, inv_var[a], weights[b])
 
 
-def head_refresh(head):  # type: ignore[no-untyped-def]
+def head_refresh(head):
     log_std, bounds, std, inv_var = head[G_LOG_STD], head[G_LOG_STD_BOUNDS], head[G_STD], head[G_INV_VAR]
     for a in range(log_std.shape[0]):
         value = clip(log_std[a], bounds[0], bounds[1])

@@ -24,6 +24,7 @@ import numpy as np
 from reflect.formulas.normalize import normalize, welford
 from reflect.formulas.obgd import obgd_step_size
 from reflect.kernels.reflect_step import OK
+from reflect.kernels.specialize import placeholder
 
 TEMPLATE = (
     "prepare_input", "copy_rows", "traces_accumulate", "traces_fresh", "traces_absorb", "traces_reset",
@@ -32,8 +33,8 @@ TEMPLATE = (
 INLINE = TEMPLATE  # into their callers: fewer functions with large arguments to compile
 
 # positions in a traces handle
-(TR_Z, TR_FRESH, TR_GRADS, TR_FRESH_GRADS, TR_PARAMS, TR_OFFSETS, TR_EXTRA, TR_EXTRA_Z, TR_EXTRA_GRAD, TR_BOUNDS,
- TR_SCALARS, TR_COEFFICIENTS, TR_ACTIVE, TR_RESULTS) = range(14)
+(TR_Z, TR_FRESH, TR_GRADS, TR_FRESH_GRADS, TR_PARAMS, TR_OFFSETS, TR_EXTRA, TR_EXTRA_Z, TR_EXTRA_GRAD,
+ TR_BOUNDS, TR_SCALARS, TR_COEFFICIENTS, TR_ACTIVE, TR_RESULTS) = range(14)
 TR_DECAY, TR_EXTRA_SCALE = 0, 1  # in TR_SCALARS
 # positions in a normaliser handle: mean [D], var [D], count int64 [1], (clip, epsilon), enabled int64 [1]
 NORM_MEAN, NORM_VAR, NORM_COUNT, NORM_SETTINGS, NORM_ENABLED = range(5)
@@ -41,11 +42,10 @@ NORM_MEAN, NORM_VAR, NORM_COUNT, NORM_SETTINGS, NORM_ENABLED = range(5)
 BAD_TRACE = 1
 
 
-def network_backward(net, signal, grads, decay, active):  # type: ignore[no-untyped-def]  # bound
-    raise NotImplementedError
+network_backward = placeholder  # bound: the network template's
 
 
-def prepare_input(norm, raw, out, update):  # type: ignore[no-untyped-def]
+def prepare_input(norm, raw, out, update):
     """``out[:, :D]`` <- the normalised rows of ``raw`` ``[B, D]`` (statistics updated first when
     ``update``), or a copy without a normaliser; ``False``, changing nothing, if ``raw`` holds a NaN or
     inf."""
@@ -73,14 +73,14 @@ def prepare_input(norm, raw, out, update):  # type: ignore[no-untyped-def]
     return True
 
 
-def copy_rows(source, target, columns):  # type: ignore[no-untyped-def]
+def copy_rows(source, target, columns):
     """``target[:, :columns] = source[:, :columns]``."""
     for b in range(source.shape[0]):
         for i in range(columns):
             target[b, i] = source[b, i]
 
 
-def traces_accumulate(group, net, signal):  # type: ignore[no-untyped-def]
+def traces_accumulate(group, net, signal):
     """``z_b <- decay z_b + g_b`` from the learning signal ``signal`` ``[B, O]`` (and the extras')."""
     decay = group[TR_SCALARS][TR_DECAY]
     network_backward(net, signal, group[TR_GRADS], decay, group[TR_ACTIVE])
@@ -90,12 +90,12 @@ def traces_accumulate(group, net, signal):  # type: ignore[no-untyped-def]
             extra_z[b, e] = decay * extra_z[b, e] + extra_grad[b, e]
 
 
-def traces_fresh(group, net, signal, active):  # type: ignore[no-untyped-def]
+def traces_fresh(group, net, signal, active):
     """``fresh_b <- g_b`` for the streams where ``active`` (a score taken with the weights of its step)."""
     network_backward(net, signal, group[TR_FRESH_GRADS], 0.0, active)
 
 
-def traces_absorb(group):  # type: ignore[no-untyped-def]
+def traces_absorb(group):
     """``z_b <- decay z_b + fresh_b``."""
     z, fresh = group[TR_Z], group[TR_FRESH]
     decay = group[TR_SCALARS][TR_DECAY]
@@ -104,7 +104,7 @@ def traces_absorb(group):  # type: ignore[no-untyped-def]
             z[b, i] = decay * z[b, i] + fresh[b, i]
 
 
-def traces_reset(group, done):  # type: ignore[no-untyped-def]
+def traces_reset(group, done):
     z, fresh, extra_z = group[TR_Z], group[TR_FRESH], group[TR_EXTRA_Z]
     for b in range(done.shape[0]):
         if done[b]:
@@ -115,11 +115,12 @@ def traces_reset(group, done):  # type: ignore[no-untyped-def]
                 extra_z[b, e] = 0.0
 
 
-def bounded_update(group, delta, lr, kappa):  # type: ignore[no-untyped-def]
+def bounded_update(group, delta, lr, kappa):
     """The ObGD update of the group from the errors ``delta`` ``[B]``; the group's results receive the
     mean step size and ``||z||_1``. Returns ``BAD_TRACE``, changing no weight, if a trace norm is not
     finite."""
-    z, extra_z, coefficients, results = group[TR_Z], group[TR_EXTRA_Z], group[TR_COEFFICIENTS], group[TR_RESULTS]
+    z, extra_z = group[TR_Z], group[TR_EXTRA_Z]
+    coefficients, results = group[TR_COEFFICIENTS], group[TR_RESULTS]
     batch = z.shape[0]
     mean_step = 0.0
     mean_l1 = 0.0

@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from reflect.formulas.readout import leaky_integrate
+from reflect.kernels.specialize import placeholder
 
 TEMPLATE = (
     "load_state", "load_state4", "load_constants", "constant", "layer_forward", "network_forward",
@@ -55,19 +56,16 @@ YS, DELTAS, WEIGHTED, UPS, INFO, SCALARS, READOUT, READOUT_SCALARS, ALGORITHM, C
 RECURRENT, IN_FEATURES, DETACH, DECAY_INDEX = range(4)
 ALPHA_X, ALPHA_F, SLOPE = range(3)
 
-STATES = 1  # bound per model
+STATES = 1
 PARAMS = 1
 
 
-def model_reset(h, s, p):  # type: ignore[no-untyped-def]  # bound per model
-    raise NotImplementedError
+# bound per neuron model and surrogate
+model_reset = model_step = model_excess = model_state_jacobian = model_input_jacobian = placeholder
+model_parameter_jacobian = model_excess_jacobian = surrogate_derivative = placeholder
 
 
-model_step = model_excess = model_state_jacobian = model_input_jacobian = model_reset
-model_parameter_jacobian = model_excess_jacobian = surrogate_derivative = model_reset
-
-
-def load_state(a, b, j):  # type: ignore[no-untyped-def]
+def load_state(a, b, j):
     """``(a[0, b, j], ..., a[S-1, b, j])`` in float64."""
     if STATES == 1:
         return (np.float64(a[0, b, j]),)
@@ -78,7 +76,7 @@ def load_state(a, b, j):  # type: ignore[no-untyped-def]
     return (np.float64(a[0, b, j]), np.float64(a[1, b, j]), np.float64(a[2, b, j]), np.float64(a[3, b, j]))
 
 
-def load_state4(a, b, i, j):  # type: ignore[no-untyped-def]
+def load_state4(a, b, i, j):
     """``(a[0, b, i, j], ..., a[S-1, b, i, j])`` in float64."""
     if STATES == 1:
         return (np.float64(a[0, b, i, j]),)
@@ -90,12 +88,12 @@ def load_state4(a, b, i, j):  # type: ignore[no-untyped-def]
             np.float64(a[3, b, i, j]))
 
 
-def constant(view, j):  # type: ignore[no-untyped-def]
+def constant(view, j):
     """Neuron ``j``'s value of a constant held as ``[1, H]`` (per neuron) or ``[1, 1]`` (per layer)."""
     return np.float64(view[0, j if view.shape[1] > 1 else 0])
 
 
-def load_constants(c, j):  # type: ignore[no-untyped-def]
+def load_constants(c, j):
     """The model's constants of neuron ``j`` as a tuple of float64."""
     if PARAMS == 1:
         return (constant(c[0], j),)
@@ -112,7 +110,7 @@ def load_constants(c, j):  # type: ignore[no-untyped-def]
             constant(c[5], j))
 
 
-def layer_forward(net, layer, traces, active):  # type: ignore[no-untyped-def]
+def layer_forward(net, layer, traces, active):
     """One step of hidden layer ``layer`` for the streams where ``active``."""
     z, w, h, psi = net[ZS][layer], net[WS][layer], net[HS][layer], net[PSIS][layer]
     spikes = net[ZS][layer + 1]
@@ -198,7 +196,7 @@ def layer_forward(net, layer, traces, active):  # type: ignore[no-untyped-def]
                             eps[s, b, i, j] = total
 
 
-def readout_forward(net, traces, active):  # type: ignore[no-untyped-def]
+def readout_forward(net, traces, active):
     """The readout's step; its output lands in ``o``."""
     w_o, y_o, o, eps_o = net[READOUT]
     decay = net[READOUT_SCALARS][0]
@@ -222,7 +220,7 @@ def readout_forward(net, traces, active):  # type: ignore[no-untyped-def]
                 eps_o[b, r] = leaky_integrate(np.float64(eps_o[b, r]), np.float64(z[b, r]), decay)
 
 
-def network_forward(net, traces, active):  # type: ignore[no-untyped-def]
+def network_forward(net, traces, active):
     """One step of every layer and the readout (inputs already in the first ``z``)."""
     alpha_f = net[SCALARS][0, ALPHA_F]
     if traces and alpha_f > 0.0:
@@ -235,7 +233,7 @@ def network_forward(net, traces, active):  # type: ignore[no-untyped-def]
     readout_forward(net, traces, active)
 
 
-def network_backward(net, signal, grads, decay, active):  # type: ignore[no-untyped-def]
+def network_backward(net, signal, grads, decay, active):
     """Per-stream gradients from ``signal = dL/do`` ``[B, O]`` (see the module docstring).
 
     ``grads`` = ``(flat [B, P], offsets int64 [L + 2]: where each layer's ``[R_l, H_l]`` block, the
@@ -244,7 +242,7 @@ def network_backward(net, signal, grads, decay, active):  # type: ignore[no-unty
     where ``active`` are touched.
     """
     flat, offsets, const_table = grads
-    w_o, y_o, o, eps_o = net[READOUT]
+    w_o, _, _, eps_o = net[READOUT]
     readout_decay = net[READOUT_SCALARS][0]
     z_top = net[ZS][len(net[ZS]) - 1]
     pre = eps_o if readout_decay > 0.0 else z_top
@@ -319,10 +317,10 @@ def network_backward(net, signal, grads, decay, active):  # type: ignore[no-unty
                 for r in range(rows):
                     for j in range(hidden):
                         index = start + r * hidden + j
-                        g = 0.0
+                        acc = 0.0
                         for s in range(STATES):
-                            g += delta[s, b, j] * np.float64(eps[s, b, r, j])
-                        flat[b, index] = g if decay == 0.0 else decay * flat[b, index] + g
+                            acc += delta[s, b, j] * np.float64(eps[s, b, r, j])
+                        flat[b, index] = acc if decay == 0.0 else decay * flat[b, index] + acc
             if layer > 0:
                 below = net[UPS][layer - 1]
                 for i in range(below.shape[1]):
@@ -332,12 +330,13 @@ def network_backward(net, signal, grads, decay, active):  # type: ignore[no-unty
                     below[b, i] = total
 
 
-def network_reset(net, done):  # type: ignore[no-untyped-def]
+def network_reset(net, done):
     """Zero the state and every trace of the streams where ``done``."""
-    w_o, y_o, o, eps_o = net[READOUT]
+    _, _, o, eps_o = net[READOUT]
     for layer in range(len(net[WS])):
         h, psi, spikes = net[HS][layer], net[PSIS][layer], net[ZS][layer + 1]
-        eps_x, eps_f, eps, etrace = net[EPS_XS][layer], net[EPS_FS][layer], net[EPSS][layer], net[ETRACES][layer]
+        eps_x, eps_f = net[EPS_XS][layer], net[EPS_FS][layer]
+        eps, etrace = net[EPSS][layer], net[ETRACES][layer]
         hidden = psi.shape[1]
         for b in range(done.shape[0]):
             if not done[b]:

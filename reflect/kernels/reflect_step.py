@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 from reflect.formulas.td import entropy_weight
+from reflect.kernels.specialize import placeholder
 
 TEMPLATE = ("act", "observe", "reset_streams")
 
@@ -42,16 +43,13 @@ ABS_DELTA = 0  # in results (each parameter group keeps its own step size and tr
 OK, BAD_OBSERVATION, BAD_DELTA, BAD_ACTOR_TRACE, BAD_CRITIC_TRACE = range(5)
 
 
-def prepare_input(norm, raw, out, update):  # type: ignore[no-untyped-def]  # bound sub-steps
-    raise NotImplementedError
+# bound sub-steps (see the module docstring)
+prepare_input = network_forward = network_reset = head_sample = head_score = head_refresh = placeholder
+traces_accumulate = traces_reset = bounded_update = placeholder
+third_factor_act = third_factor_signal = third_factor_learn = third_factor_reset = placeholder
 
 
-network_forward = network_reset = head_sample = head_score = head_refresh = prepare_input
-traces_accumulate = traces_reset = bounded_update = prepare_input
-third_factor_act = third_factor_signal = third_factor_learn = third_factor_reset = prepare_input
-
-
-def act(norm, actor, critic, head, critic_traces, io, learning, deterministic):  # type: ignore[no-untyped-def]
+def act(norm, actor, critic, head, critic_traces, io, learning, deterministic):
     """Normalise ``io[RAW]`` (statistics updated while ``learning``), step the actor (with traces while
     ``learning``) and sample (the mode when ``deterministic``); returns a status."""
     if not prepare_input(norm, io[RAW], io[ACTOR_INPUT], learning):
@@ -63,7 +61,7 @@ def act(norm, actor, critic, head, critic_traces, io, learning, deterministic): 
     return OK
 
 
-def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings, results):  # type: ignore[no-untyped-def]
+def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings, results):
     """One online update from ``io[REWARD]``, ``io[TERMINATED]``, ``io[DONE]`` and the next observation in
     ``io[RAW]``; returns a status (``OK``, or what stopped it before any weight changed)."""
     status = third_factor_signal(norm, critic, critic_traces, io, settings)
@@ -89,7 +87,7 @@ def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings
     return OK
 
 
-def reset_streams(actor, critic, actor_traces, critic_traces, io, done):  # type: ignore[no-untyped-def]
+def reset_streams(actor, critic, actor_traces, critic_traces, io, done):
     """Zero network state and every trace of the streams where ``done``."""
     any_done = False
     for b in range(done.shape[0]):

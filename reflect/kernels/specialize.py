@@ -36,7 +36,7 @@ def _is_formula(value: Any) -> bool:
     return value.__module__.startswith(_FORMULA_MODULES) or getattr(value, "__reflect_formula__", False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jit_formula(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` compiled, with the formulas it calls compiled too (a copy whose globals hold them)."""
     assert isinstance(function, types.FunctionType)
@@ -61,7 +61,7 @@ def _code_digest(function: types.FunctionType, digest: Any) -> None:
             digest.update(const.co_code)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source_digest() -> str:
     """A hash of the formula and kernel sources (what a compiled template can inline)."""
     digest = hashlib.sha1()
@@ -154,6 +154,11 @@ def specialize(
         namespace[name] = function
         setattr(out, name, function)
     return out
+
+
+def placeholder(*args: Any) -> Any:
+    """What a template names but does not define: :func:`specialize` binds the real function."""
+    raise NotImplementedError("a template function runs only as specialize() returns it")
 
 
 def formula(function: Callable[..., Any]) -> Callable[..., Any]:

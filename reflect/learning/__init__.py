@@ -5,6 +5,8 @@ critic; ``reward-baseline``: no critic). A new learner is a :class:`ReflectLearn
 third-factor template functions, registered with :func:`register_learner`, plus its import line here.
 """
 
+# isort: off  (each registers its learner; the order is the order they are listed in)
+from reflect.learning.actor_critic import ActorCriticLearner
 from reflect.learning.config import LearnerConfig
 from reflect.learning.heads import CategoricalHead, GaussianHead, PolicyHead
 from reflect.learning.learner import (
@@ -17,11 +19,9 @@ from reflect.learning.learner import (
     register_learner,
 )
 
-# isort: off  (each registers its learner; the order is the order they are listed in)
-from reflect.learning.actor_critic import ActorCriticLearner
-from reflect.learning.reward_baseline import RewardBaselineLearner
 # isort: on
 from reflect.learning.obgd import obgd_step_size, obgd_step_sizes
+from reflect.learning.reward_baseline import RewardBaselineLearner
 from reflect.learning.trace_group import TraceGroup
 
 THIRD_FACTORS = learner_names()

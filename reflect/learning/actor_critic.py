@@ -35,21 +35,19 @@ from reflect.kernels.reflect_step import (
     TERMINATED,
     VALUES,
 )
+from reflect.kernels.specialize import placeholder
 from reflect.learning.learner import ReflectLearner, register_learner
 
 TEMPLATE = ("third_factor_act", "third_factor_signal", "third_factor_learn", "third_factor_reset")
 INLINE = TEMPLATE  # into the REFLECT step (compiles faster than separate functions)
 
 
-def prepare_input(norm, raw, out, update):  # type: ignore[no-untyped-def]  # bound sub-steps
-    raise NotImplementedError
+# bound sub-steps (see reflect.kernels.reflect_step)
+prepare_input = copy_rows = network_forward = network_reset = traces_fresh = traces_absorb = placeholder
+traces_reset = bounded_update = placeholder
 
 
-copy_rows = network_forward = network_reset = traces_fresh = traces_absorb = prepare_input
-traces_reset = bounded_update = prepare_input
-
-
-def third_factor_act(critic, critic_traces, io):  # type: ignore[no-untyped-def]
+def third_factor_act(critic, critic_traces, io):
     pending = io[PENDING]
     any_pending = False
     for b in range(pending.shape[0]):
@@ -68,7 +66,7 @@ def third_factor_act(critic, critic_traces, io):  # type: ignore[no-untyped-def]
         pending[b] = False
 
 
-def third_factor_signal(norm, critic, critic_traces, io, settings):  # type: ignore[no-untyped-def]
+def third_factor_signal(norm, critic, critic_traces, io, settings):
     if not prepare_input(norm, io[RAW], io[CRITIC_INPUT], False):
         return BAD_OBSERVATION
     traces_absorb(critic_traces)
@@ -83,13 +81,13 @@ def third_factor_signal(norm, critic, critic_traces, io, settings):  # type: ign
     return OK
 
 
-def third_factor_learn(critic_traces, io, settings):  # type: ignore[no-untyped-def]
+def third_factor_learn(critic_traces, io, settings):
     if bounded_update(critic_traces, io[DELTA], settings[CRITIC_LR], settings[CRITIC_KAPPA]) != OK:
         return BAD_CRITIC_TRACE
     return OK
 
 
-def third_factor_reset(critic, critic_traces, io, done):  # type: ignore[no-untyped-def]
+def third_factor_reset(critic, critic_traces, io, done):
     network_reset(critic, done)
     traces_reset(critic_traces, done)
     pending = io[PENDING]

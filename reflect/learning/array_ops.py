@@ -26,7 +26,8 @@ class InputStage:
         self.normalizer = normalizer
 
     def prepare(self, raw: np.ndarray, out: np.ndarray, update: bool) -> bool:
-        """``out[:, :D]`` <- the network input for ``raw`` ``[B, D]``; ``False`` if ``raw`` holds NaN or inf."""
+        """``out[:, :D]`` <- the network input for ``raw`` ``[B, D]``; ``False`` if ``raw`` holds NaN or
+        inf."""
         target = out[:, : raw.shape[1]]
         if self.normalizer is not None:
             return bool(self.normalizer.prepare(raw, target, update))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class LearnerConfig:
     """Actor-critic(lambda) with eligibility traces and an overshoot-bounded step (ObGD).

@@ -28,7 +28,14 @@ from torch import Tensor
 
 from reflect.kernels import learning_ops, reflect_step
 from reflect.kernels.compiler import bind
-from reflect.kernels.reflect_step import ABS_DELTA, BAD_ACTOR_TRACE, BAD_CRITIC_TRACE, BAD_DELTA, BAD_OBSERVATION, OK
+from reflect.kernels.reflect_step import (
+    ABS_DELTA,
+    BAD_ACTOR_TRACE,
+    BAD_CRITIC_TRACE,
+    BAD_DELTA,
+    BAD_OBSERVATION,
+    OK,
+)
 from reflect.kernels.specialize import specialize
 from reflect.learning import array_ops
 from reflect.learning.config import LearnerConfig
@@ -88,7 +95,8 @@ class Learner(Protocol):
     def observe(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
                 next_obs: np.ndarray) -> np.ndarray: ...
 
-    def observe_one(self, reward: float, terminated: bool, truncated: bool, next_obs: np.ndarray) -> float: ...
+    def observe_one(self, reward: float, terminated: bool, truncated: bool,
+                    next_obs: np.ndarray) -> float: ...
 
     def freeze(self, deterministic: bool = True) -> None: ...
 
@@ -131,7 +139,7 @@ def learner_class(name: str) -> type[ReflectLearner]:
         raise ValueError(f"unknown learner {name!r}: choose one of {', '.join(learner_names())}") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_steps(template: str, head_template: str, model_name: str,
                    surrogate_name: str) -> types.SimpleNamespace:
     """The REFLECT template compiled with the compiled sub-steps, for one learner variant, head, neuron
@@ -146,7 +154,7 @@ def compiled_steps(template: str, head_template: str, model_name: str,
     return specialize(modules, bindings, compiled=True, tag=tag)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def interpreted_steps(template: str) -> types.SimpleNamespace:
     """The REFLECT template as Python over the array sub-steps, for one learner variant."""
     return specialize([reflect_step, importlib.import_module(template)], array_ops.BINDINGS, compiled=False)
@@ -255,7 +263,8 @@ class ReflectLearner:
         ones = np.ones((batch, 1), dtype=self.signal.dtype)
         actor_input = input_buffer(engine)
         critic_input = input_buffer(critic) if critic is not None else np.zeros_like(actor_input)
-        critic_output = critic.output_np if critic is not None else np.zeros((batch, 1), dtype=self.signal.dtype)
+        critic_output = (critic.output_np if critic is not None
+                         else np.zeros((batch, 1), dtype=self.signal.dtype))
         self.io = (self.raw, actor_input, critic_input, engine.output_np, critic_output, self.reward,
                    self.terminated, self.done, self.delta, self.values, self._weights, self.signal, ones,
                    self.critic_pending, np.ones(batch, dtype=bool), self.baseline)
@@ -279,8 +288,8 @@ class ReflectLearner:
             head, actor_traces = self.head.compiled_handle(), self.actor.compiled_handle()
             critic_traces = critic_group.compiled_handle()
             self._act = bind(steps.act, (norm, actor, critic, head, critic_traces, self.io), (True, True))
-            self._observe = bind(steps.observe, (norm, actor, critic, head, actor_traces, critic_traces, self.io,
-                                                 self.settings, self.results))
+            self._observe = bind(steps.observe, (norm, actor, critic, head, actor_traces, critic_traces,
+                                                 self.io, self.settings, self.results))
             self._reset = bind(steps.reset_streams, (actor, critic, actor_traces, critic_traces, self.io,
                                                      self._done_buffer))
         else:
@@ -335,7 +344,7 @@ class ReflectLearner:
     @property
     def actions(self) -> np.ndarray:
         """The last step's actions as the head scores them (indices, or pre-squash ``u``)."""
-        return self.head.actions  # type: ignore[attr-defined, no-any-return]
+        return self.head.actions  # type: ignore[attr-defined]
 
     @property
     def actor_out(self) -> np.ndarray:
@@ -499,11 +508,12 @@ def _net(engine: TraceEngine) -> Any:
 
 
 def _no_normalizer(dims: int) -> tuple[np.ndarray, ...]:
-    return (np.zeros(dims), np.ones(dims), np.zeros(1, dtype=np.int64), np.ones(2), np.zeros(1, dtype=np.int64))
+    off = np.zeros(1, dtype=np.int64)
+    return (np.zeros(dims), np.ones(dims), np.zeros(1, dtype=np.int64), np.ones(2), off)
 
 
-def make_learner(actor: SpikingNetwork, critic: SpikingNetwork | None, head: PolicyHead, config: LearnerConfig,
-                 **kwargs: Any) -> ReflectLearner:
+def make_learner(actor: SpikingNetwork, critic: SpikingNetwork | None, head: PolicyHead,
+                 config: LearnerConfig, **kwargs: Any) -> ReflectLearner:
     """The learner named by ``config.third_factor`` (see :func:`register_learner`)."""
     return learner_class(config.third_factor)(actor, critic, head, config, **kwargs)
 

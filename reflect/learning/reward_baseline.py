@@ -22,21 +22,21 @@ from reflect.kernels.reflect_step import (
     RAW,
     REWARD,
 )
+from reflect.kernels.specialize import placeholder
 from reflect.learning.learner import ReflectLearner, register_learner
 
 TEMPLATE = ("third_factor_act", "third_factor_signal", "third_factor_learn", "third_factor_reset")
 INLINE = TEMPLATE  # into the REFLECT step (compiles faster than separate functions)
 
 
-def prepare_input(norm, raw, out, update):  # type: ignore[no-untyped-def]  # bound sub-step
-    raise NotImplementedError
+prepare_input = placeholder  # bound (see reflect.kernels.reflect_step)
 
 
-def third_factor_act(critic, critic_traces, io):  # type: ignore[no-untyped-def]
+def third_factor_act(critic, critic_traces, io):
     """Nothing to do at an episode's first step."""
 
 
-def third_factor_signal(norm, critic, critic_traces, io, settings):  # type: ignore[no-untyped-def]
+def third_factor_signal(norm, critic, critic_traces, io, settings):
     if not prepare_input(norm, io[RAW], io[CRITIC_INPUT], False):  # refuses NaN and inf
         return BAD_OBSERVATION
     reward, delta, baseline = io[REWARD], io[DELTA], io[BASELINE]
@@ -50,11 +50,11 @@ def third_factor_signal(norm, critic, critic_traces, io, settings):  # type: ign
     return OK
 
 
-def third_factor_learn(critic_traces, io, settings):  # type: ignore[no-untyped-def]
+def third_factor_learn(critic_traces, io, settings):
     return OK
 
 
-def third_factor_reset(critic, critic_traces, io, done):  # type: ignore[no-untyped-def]
+def third_factor_reset(critic, critic_traces, io, done):
     """No state of its own to restart."""
 
 

@@ -144,7 +144,8 @@ class TraceGroup:
         extra = self.extra_params if self.extra_params is not None else np.zeros(0)
         return (self.z.numpy(), self.fresh.numpy(), self.grads, self.fresh_grads, params, self.offsets,
                 extra, self.extra_z, self.extra_grad, bounds,
-                np.array([self.decay, self.extra_lr_scale]), np.zeros(self.batch_size), self._all, self.results)
+                np.array([self.decay, self.extra_lr_scale]), np.zeros(self.batch_size), self._all,
+                self.results)
 
     def _param_index(self, tensor: Tensor) -> int:
         for k, p in enumerate(self.params):
@@ -175,7 +176,7 @@ class TraceGroup:
         if broken:
             cause = f"{', '.join(broken)} already hold NaN or inf"
         else:
-            cause = (f"the weights are finite and the largest finite trace entry is {largest:.3g}: the traces "
-                     "grew without bound (unscaled observations or rewards, or a step size too large for "
-                     "them: lower the learning rate or raise kappa)")
+            cause = (f"the weights are finite and the largest finite trace entry is {largest:.3g}: the "
+                     "traces grew without bound (unscaled observations or rewards, or a step size too large "
+                     "for them: lower the learning rate or raise kappa)")
         return f"in {where}: {cause}"

@@ -1,6 +1,6 @@
 """``reflect train``: one run of the REFLECT agent, with everything a run folder holds.
 
-Run folder (design section 7)::
+Run folder (the artifacts README.md lists under "Training")::
 
     config.yaml  command.txt  events.out.tfevents.*  episodes.csv  evaluations.csv
     checkpoints/step_<N>.pt  best_model.pt  final_model.pt  summary.json
@@ -223,7 +223,7 @@ def build_summary(
     last_checkpoint: Path | None = None,
     write_errors: int = 0,
 ) -> dict[str, Any]:
-    """``summary.json``: the keys of design section 7, plus ``reward_threshold``, ``interrupted`` (the
+    """``summary.json``: the keys README.md documents, plus ``reward_threshold``, ``interrupted`` (the
     signal that stopped the run), ``status`` (``completed``, ``stopped`` or ``failed``), ``reason`` (why
     it stopped or failed), ``last_checkpoint`` (the newest file to resume from) and ``write_errors``
     (writes that failed, e.g. on a full disk)."""

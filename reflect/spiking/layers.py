@@ -183,7 +183,8 @@ class SpikingLayer(PackedLinear):
         for spec in self.model.parameters:
             value = constants.get(spec.name, spec.default)
             _neuron_constant(self, spec.name, value, out_features, per_neuron, spec.name in learnable)
-            bad = [float(x) for x in getattr(self, spec.name).detach().reshape(-1) if not spec.contains(float(x))]
+            values = getattr(self, spec.name).detach().reshape(-1).tolist()
+            bad = [x for x in values if not spec.contains(x)]
             if bad:
                 raise ValueError(
                     f"{neuron} constant {spec.name} ({spec.doc}) must be in {spec.describe()}, got {bad[0]:g}"

@@ -37,15 +37,16 @@ _STATE_TYPES: dict[str, type] = {}
 def state_type(model: NeuronModel | str) -> Any:
     """The NamedTuple of a layer's state for ``model``: its states, then ``s`` (``LIFState(v, s)``)."""
     model = neuron_model(model) if isinstance(model, str) else model
-    cls = _STATE_TYPES.get(model.name)
-    if cls is None:
-        fields = [(name, Tensor) for name in (*model.states, "s")]
-        cls = NamedTuple(f"{model.name.upper()}State", fields)  # type: ignore[misc]
-        cls.__doc__ = (f"{model.name} layer state: " + ", ".join(f"``{n}``" for n in (*model.states, "s"))
+    known = _STATE_TYPES.get(model.name)
+    if known is not None:
+        return known
+    fields = [(name, Tensor) for name in (*model.states, "s")]
+    created: Any = NamedTuple(f"{model.name.upper()}State", fields)  # type: ignore[misc]
+    created.__doc__ = (f"{model.name} layer state: " + ", ".join(f"``{n}``" for n in (*model.states, "s"))
                        + ", each ``[batch, neurons]``.")
-        cls.__module__ = __name__
-        _STATE_TYPES[model.name] = cls
-    return cls
+    created.__module__ = __name__
+    _STATE_TYPES[model.name] = created
+    return created
 
 
 LIFState = state_type(LIF)

@@ -61,10 +61,11 @@ def surrogate_function(name: str) -> SurrogateFunction:
     try:
         return _SURROGATES[name]
     except KeyError:
-        raise ValueError(f"unknown surrogate {name!r}: choose one of {', '.join(surrogate_names())}") from None
+        choices = ", ".join(surrogate_names())
+        raise ValueError(f"unknown surrogate {name!r}: choose one of {choices}") from None
 
 
-def fast_sigmoid_derivative(u, k):  # type: ignore[no-untyped-def]
+def fast_sigmoid_derivative(u, k):
     q = 1.0 / (1.0 + k * abs(u))
     return q * q
 
@@ -73,7 +74,7 @@ def fast_sigmoid_smooth(u: Tensor, k: float) -> Tensor:
     return u / (1.0 + k * u.abs())
 
 
-def arctan_derivative(u, k):  # type: ignore[no-untyped-def]
+def arctan_derivative(u, k):
     w = (math.pi / 2.0) * k * u
     return (k / 2.0) / (1.0 + w * w)
 

@@ -90,8 +90,8 @@ def _refuse_numpy(spec: EngineSpec) -> str | None:
 
 def _refuse_large(spec: EngineSpec) -> str | None:
     if spec.largest_matrix > SMALL_NETWORK_WEIGHTS:
-        return (f"a weight matrix has {spec.largest_matrix:,} entries, above {SMALL_NETWORK_WEIGHTS:,}, where "
-                "torch's BLAS kernels are faster")
+        return (f"a weight matrix has {spec.largest_matrix:,} entries, above {SMALL_NETWORK_WEIGHTS:,}, "
+                "where torch's BLAS kernels are faster")
     return None
 
 

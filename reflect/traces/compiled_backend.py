@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from reflect.traces.engine import TraceEngine
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def network_kernels(model_name: str, surrogate_name: str) -> types.SimpleNamespace:
     """The network template compiled for one neuron model and surrogate (once per process; numba's
     disk cache keeps the machine code between processes)."""

@@ -139,7 +139,8 @@ class TraceEngine:
             self.layer_buffers.append({
                 "z": zs[i], "spikes": zs[i + 1][:, :hidden], "w": layer.packed.detach(),
                 "h": new(states, batch, hidden), "psi": new(batch, hidden),
-                "df": new(states, batch, hidden, wide=True), "jac": new(states * states, batch, hidden, wide=True),
+                "df": new(states, batch, hidden, wide=True),
+                "jac": new(states * states, batch, hidden, wide=True),
                 "eps_x": new(batch, rows if pp_prop else 0),
                 "eps_f": new(states, batch, hidden if pp_prop and self.alpha_f > 0.0 else 0),
                 "eps": new(states, batch, rows, hidden) if not pp_prop else new(states, batch, 0, 0),
@@ -300,7 +301,7 @@ class TraceEngine:
             raise ValueError(f"episode_start has {mask.shape[0]} entries, expected {self.batch_size}")
         if not mask.any():
             return
-        if self.backend.name == "torch":
+        if isinstance(self.kernels, ArrayNetwork) and self.backend.name == "torch":
             self.kernels.reset(torch.from_numpy(mask).to(self.input.device))
         else:
             self.kernels.reset(mask)
@@ -357,7 +358,8 @@ class TraceEngine:
         out: dict[str, Tensor] = {"correction": saved["correction"].to(torch.float64)}
         states = self.model.num_states
         for i, layer in enumerate(self.layer_buffers):
-            old = [saved[f"layers.{i}.{j}"] for j in range(len([k for k in saved if k.startswith(f"layers.{i}.")]))]
+            count = sum(1 for key in saved if key.startswith(f"layers.{i}."))
+            old = [saved[f"layers.{i}.{j}"] for j in range(count)]
             h = [old[0], *([old[3]] if states == 2 else [])]
             out[f"layers.{i}.h"] = torch.stack(h)
             out[f"layers.{i}.spikes"], out[f"layers.{i}.psi"] = old[1], old[2]
@@ -371,7 +373,8 @@ class TraceEngine:
             else:
                 out[f"layers.{i}.eps"] = torch.stack(old[j:j + states])
                 j += states
-            traces = [torch.stack(old[j + q * states:j + (q + 1) * states]) for q in range(len(layer["learn"]))]
+            traces = [torch.stack(old[j + q * states:j + (q + 1) * states])
+                      for q in range(len(layer["learn"]))]
             if traces:
                 out[f"layers.{i}.etrace"] = torch.stack(traces)
         if "readout.0" in saved:
@@ -436,7 +439,8 @@ class TraceEngine:
         _packed_names(names, "readout", readout, index)
         offsets = np.array([a for a, _, _ in spans] + [readout_span[0], const_start], dtype=np.int64)
         return {
-            "layers": spans, "readout": readout_span, "constants": (const_start, const_stop), "offsets": offsets,
+            "layers": spans, "readout": readout_span, "constants": (const_start, const_stop),
+            "offsets": offsets,
             "table": np.array(table, dtype=np.int64).reshape(-1, 4), "size": readout_span[1], "names": names,
         }
 

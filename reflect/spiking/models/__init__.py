@@ -5,9 +5,12 @@ Importing this package registers the built-in models; a new model is one module 
 """
 
 # isort: off  (registration order is the order the models are listed in)
-from reflect.spiking.models import lif  # noqa: F401
-from reflect.spiking.models import alif  # noqa: F401
-from reflect.spiking.models import cuba  # noqa: F401
+from reflect.spiking.models import (
+    alif,  # noqa: F401
+    cuba,  # noqa: F401
+    lif,  # noqa: F401
+)
+
 # isort: on
 from reflect.spiking.models.registry import (
     NeuronModel,

@@ -22,40 +22,36 @@ from __future__ import annotations
 from reflect.spiking.models.registry import NeuronModel, ParameterSpec, register_neuron_model
 
 
-def reset(h, s, p):  # type: ignore[no-untyped-def]
-    v, a = h
-    beta, theta, rho, beta_a = p
-    return (theta + beta_a * a) * s
+# p = (beta, theta, rho, beta_a); h = (v, a)
+def reset(h, s, p):
+    return (p[1] + p[3] * h[1]) * s
 
 
-def step(h, s, r, y, p):  # type: ignore[no-untyped-def]
-    v, a = h
-    beta, theta, rho, beta_a = p
-    return (beta * (v - r) + (1.0 - beta) * y, rho * a + s)
+def step(h, s, r, y, p):
+    beta, rho = p[0], p[2]
+    return (beta * (h[0] - r) + (1.0 - beta) * y, rho * h[1] + s)
 
 
-def excess(h, p):  # type: ignore[no-untyped-def]
+def excess(h, p):
     return h[0] - (p[1] + p[3] * h[1])
 
 
-def state_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-def]
-    v, a = h
+def state_jacobian(h, s, r, y, psi, p, detach):
     beta, theta, rho, beta_a = p
     d_aa = rho - beta_a * psi
     if detach:
         return (beta, 0.0, psi, d_aa)
-    thr = theta + beta_a * a
+    thr = theta + beta_a * h[1]
     return (beta * (1.0 - thr * psi), beta * beta_a * (thr * psi - s), psi, d_aa)
 
 
-def input_jacobian(h, s, r, y, p):  # type: ignore[no-untyped-def]
-    beta, theta, rho, beta_a = p
-    return (1.0 - beta, 0.0)
+def input_jacobian(h, s, r, y, p):
+    return (1.0 - p[0], 0.0)
 
 
-def parameter_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-def]
+def parameter_jacobian(h, s, r, y, psi, p, detach):
     v, a = h
-    beta, theta, rho, beta_a = p
+    beta, theta, beta_a = p[0], p[1], p[3]
     zero = 0.0
     if detach:
         reset_theta = zero
@@ -67,9 +63,8 @@ def parameter_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-d
     return ((v - r - y, zero), (reset_theta, -psi), (zero, a), (reset_beta_a, -psi * a))
 
 
-def excess_jacobian(h, p):  # type: ignore[no-untyped-def]
-    beta, theta, rho, beta_a = p
-    return (1.0, -beta_a), (0.0, -1.0, 0.0, -h[1])
+def excess_jacobian(h, p):
+    return (1.0, -p[3]), (0.0, -1.0, 0.0, -h[1])
 
 
 ALIF = register_neuron_model(NeuronModel(

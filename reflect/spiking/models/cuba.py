@@ -21,34 +21,33 @@ from __future__ import annotations
 from reflect.spiking.models.registry import NeuronModel, ParameterSpec, register_neuron_model
 
 
-def reset(h, s, p):  # type: ignore[no-untyped-def]
-    alpha, beta, theta = p
-    return theta * s
+# p = (alpha, beta, theta); h = (i, v)
+def reset(h, s, p):
+    return p[2] * s
 
 
-def step(h, s, r, y, p):  # type: ignore[no-untyped-def]
+def step(h, s, r, y, p):
     i, v = h
-    alpha, beta, theta = p
+    alpha, beta = p[0], p[1]
     current = alpha * i + y
     return (current, beta * (v - r) + (1.0 - beta) * current)
 
 
-def excess(h, p):  # type: ignore[no-untyped-def]
+def excess(h, p):
     return h[1] - p[2]
 
 
-def state_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-def]
+def state_jacobian(h, s, r, y, psi, p, detach):
     alpha, beta, theta = p
     d_vv = beta if detach else beta * (1.0 - theta * psi)
     return (alpha, 0.0, (1.0 - beta) * alpha, d_vv)
 
 
-def input_jacobian(h, s, r, y, p):  # type: ignore[no-untyped-def]
-    alpha, beta, theta = p
-    return (1.0, 1.0 - beta)
+def input_jacobian(h, s, r, y, p):
+    return (1.0, 1.0 - p[1])
 
 
-def parameter_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-def]
+def parameter_jacobian(h, s, r, y, psi, p, detach):
     i, v = h
     alpha, beta, theta = p
     zero = 0.0
@@ -57,7 +56,7 @@ def parameter_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-d
     return ((i, (1.0 - beta) * i), (zero, v - r - current), (zero, reset_theta))
 
 
-def excess_jacobian(h, p):  # type: ignore[no-untyped-def]
+def excess_jacobian(h, p):
     return (0.0, 1.0), (0.0, 0.0, -1.0)
 
 

@@ -9,7 +9,8 @@ The reset subtracts the threshold the neuron crossed, so charge above it is kept
 (``psi = sigma'(v - theta)``; bracketed terms only when the reset is part of the gradient)::
 
     D    = beta [ * (1 - theta * psi_{t-1}) ]          D_f = 1 - beta
-    dv/dbeta  = v_{t-1} - r_t - y_t                    dv/dtheta = 0 [ + beta * (theta * psi_{t-1} - s_{t-1}) ]
+    dv/dbeta  = v_{t-1} - r_t - y_t
+    dv/dtheta = 0 [ + beta * (theta * psi_{t-1} - s_{t-1}) ]
     du/dv = 1,   du/dbeta = 0,   du/dtheta = -1
 """
 
@@ -18,34 +19,32 @@ from __future__ import annotations
 from reflect.spiking.models.registry import NeuronModel, ParameterSpec, register_neuron_model
 
 
-def reset(h, s, p):  # type: ignore[no-untyped-def]
-    beta, theta = p
-    return theta * s
+# p = (beta, theta); h = (v,)
+def reset(h, s, p):
+    return p[1] * s
 
 
-def step(h, s, r, y, p):  # type: ignore[no-untyped-def]
-    (v,) = h
-    beta, theta = p
-    return (beta * (v - r) + (1.0 - beta) * y,)
+def step(h, s, r, y, p):
+    beta = p[0]
+    return (beta * (h[0] - r) + (1.0 - beta) * y,)
 
 
-def excess(h, p):  # type: ignore[no-untyped-def]
+def excess(h, p):
     return h[0] - p[1]
 
 
-def state_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-def]
+def state_jacobian(h, s, r, y, psi, p, detach):
     beta, theta = p
     if detach:
         return (beta,)
     return (beta * (1.0 - theta * psi),)
 
 
-def input_jacobian(h, s, r, y, p):  # type: ignore[no-untyped-def]
-    beta, theta = p
-    return (1.0 - beta,)
+def input_jacobian(h, s, r, y, p):
+    return (1.0 - p[0],)
 
 
-def parameter_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-def]
+def parameter_jacobian(h, s, r, y, psi, p, detach):
     beta, theta = p
     d_beta = h[0] - r - y
     if detach:
@@ -53,7 +52,7 @@ def parameter_jacobian(h, s, r, y, psi, p, detach):  # type: ignore[no-untyped-d
     return ((d_beta,), (beta * (theta * psi - s),))
 
 
-def excess_jacobian(h, p):  # type: ignore[no-untyped-def]
+def excess_jacobian(h, p):
     return (1.0,), (0.0, -1.0)
 
 
