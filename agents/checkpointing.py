@@ -41,10 +41,18 @@ def check_version(payload: Mapping[str, Any]) -> None:
         )
 
 
-def load_network_state(network: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """``network.load_state_dict(state)``; a constant saved per layer (0-d) where the network now holds
-    one per neuron (reflect 0.1 kept ALIF's ``rho`` and ``beta_a`` per layer) is spread over the neurons."""
+LEGACY_CONSTANTS = ("rho", "beta_a")  # reflect 0.1 gave every layer these, LIF layers too
+
+
+def load_network_state(network: torch.nn.Module, state: Mapping[str, torch.Tensor], *,
+                       legacy: bool = False) -> None:
+    """``network.load_state_dict(state)``. A ``legacy`` (reflect 0.1) state may hold ``rho`` and
+    ``beta_a`` in layers whose model has no such constant (dropped), and constants saved per layer (0-d)
+    where the network now holds one per neuron (spread over the neurons)."""
     current = network.state_dict()
+    if legacy:
+        state = {key: value for key, value in state.items()
+                 if key in current or key.rsplit(".", 1)[-1] not in LEGACY_CONSTANTS}
     state = {key: value.expand_as(current[key]).clone()
              if key in current and value.dim() == 0 and current[key].dim() == 1 else value
              for key, value in state.items()}
@@ -129,9 +137,10 @@ class Checkpointing:
         """Load weights, learner state, statistics and counters from a checkpoint payload."""
         if int(payload["num_envs"]) != self.num_envs:
             raise ValueError(f"checkpoint has {payload['num_envs']} streams, this agent {self.num_envs}")
-        load_network_state(self.actor, payload["actor"])
+        legacy = _version_tuple(payload.get("version", "0")) < (0, 2)
+        load_network_state(self.actor, payload["actor"], legacy=legacy)
         if self.critic is not None:
-            load_network_state(self.critic, payload["critic"])
+            load_network_state(self.critic, payload["critic"], legacy=legacy)
         if isinstance(self.head, GaussianHead):
             self.head.log_std.copy_(payload["log_std"])
         self.learner.load_state_dict(payload["learner"])

@@ -1,6 +1,6 @@
 """REFLECT (``reflect train --env CartPole-v1`` defaults) vs stable-baselines3 PPO, side by side.
 
-Protocol (design section 9): every 5,000 environment steps, 20 deterministic evaluation episodes on a
+Protocol (README.md, "Results"): every 5,000 environment steps, 20 deterministic evaluation episodes on a
 separate env (episode k starts from ``reset(seed=10_000 + k)``, the same for both agents); solved when
 the mean return reaches 475. PPO uses rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs).
 Seeds alternate between the two agents so both see the same machine load.

@@ -1,6 +1,6 @@
 """REFLECT vs stable-baselines3 PPO on continuous control, side by side at equal env-step budgets.
 
-Protocol (design section 9): every ``--eval-every`` steps, 10 deterministic evaluation episodes on a
+Protocol (README.md, "Results"): every ``--eval-every`` steps, 10 deterministic evaluation episodes on a
 separate env (episode k starts from ``reset(seed=10_000 + k)``, the same for both agents). Solved when
 the mean return reaches the task's goal: Pendulum-v1 -250, InvertedPendulum-v5 1000 (the maximum).
 REFLECT runs with ``reflect train``'s tuned config for the env (``configs/reflect.yaml``); PPO with

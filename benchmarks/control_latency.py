@@ -9,8 +9,9 @@ not timed):
 * ``frozen act``: after ``agent.freeze()`` (actor only, no traces);
 * reference: an eager-PyTorch 64-64 tanh MLP forward under ``torch.no_grad`` in the same run.
 
-Each is measured with the compiled kernels (``reflect.kernels``, when numba is installed) and with the
-numpy path (``REFLECT_COMPILED=0``), side by side. Median, p99 and max over ``--steps`` calls, repeated
+Each is measured on the ``numba`` backend (compiled loops, ``Reflect(..., backend="numba")``, when numba is
+installed) and on the ``numpy`` backend (``backend="numpy"``), side by side; ``--kernels compiled`` or
+``--kernels numpy`` times just one of them. Median, p99 and max over ``--steps`` calls, repeated
 ``--repeats`` times (the median of each statistic over repeats is printed). Targets: ``act`` p99 <= 100
 us and ``act + observe`` p99 <= 250 us. The garbage collector is paused while timing, as a control
 loop would run (``--gc`` keeps it on).
@@ -22,13 +23,13 @@ less of its code and data in the caches and takes longer (see the README's contr
     python benchmarks/control_latency.py
     python benchmarks/control_latency.py --gap-us 1000          # at a 1 kHz cadence
     python benchmarks/control_latency.py --env HalfCheetah-v5 --steps 20000
+    python benchmarks/control_latency.py --kernels numpy                # the numpy backend only
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import os
 import statistics
 from collections.abc import Callable
 from time import perf_counter_ns
@@ -90,17 +91,16 @@ def stats(durations: np.ndarray) -> tuple[float, float, float]:
     return float(np.median(durations)), float(np.percentile(durations, 99)), float(durations.max())
 
 
-def make_agent(env_id: str, compiled: bool) -> Reflect:
-    """The default agent of ``env_id`` with the compiled kernels on or off."""
-    previous = os.environ.get("REFLECT_COMPILED")
-    os.environ["REFLECT_COMPILED"] = "1" if compiled else "0"
+# --kernels choice -> the backend it names
+BACKENDS = {"compiled": "numba", "numpy": "numpy"}
+
+
+def make_agent(env_id: str, kind: str) -> Reflect:
+    """The default agent of ``env_id`` on the backend of ``kind`` (``compiled``: numba, or ``numpy``)."""
     try:
-        return Reflect(env_id, load_reflect_config(env_id), seed=0)
-    finally:
-        if previous is None:
-            del os.environ["REFLECT_COMPILED"]
-        else:
-            os.environ["REFLECT_COMPILED"] = previous
+        return Reflect(env_id, load_reflect_config(env_id), seed=0, backend=BACKENDS[kind])
+    except ValueError as refusal:  # e.g. REFLECT_COMPILED=0 in the environment rules numba out
+        raise SystemExit(f"--kernels {kind}: {refusal}") from refusal
 
 
 def agent_rows(agent: Reflect, observations: np.ndarray, args: argparse.Namespace, suffix: str,
@@ -139,7 +139,8 @@ def main() -> None:
     parser.add_argument("--gap-us", type=int, default=0, help="busy-wait before every timed call (us)")
     parser.add_argument("--gc", action="store_true", help="keep the garbage collector on while timing")
     parser.add_argument("--kernels", choices=("both", "compiled", "numpy"), default="both",
-                        help="which step implementations to time (default: both, if numba is installed)")
+                        help="which backends to time: compiled (numba), numpy, or both (default; numpy alone "
+                        "where numba is not installed)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     observations = record_observations(args.env, args.steps)
@@ -149,13 +150,16 @@ def main() -> None:
         if args.kernels == "compiled":
             raise SystemExit(f"--kernels compiled: {INSTALL_HINT}")
         kinds = ["numpy"]
-    agents = {kind: make_agent(args.env, kind == "compiled") for kind in kinds}
-    agent = agents[kinds[0]]
+    agents = {BACKENDS[kind]: make_agent(args.env, kind) for kind in kinds}
+    names = list(agents)
+    agent = agents[names[0]]
     net = agent.config.network
     spaces = agent.spaces
     print(f"{args.env}: obs {spaces.obs_dim}, actions {spaces.num_actions} ({spaces.action_kind}), "
           f"hidden {list(net.hidden)} {net.neuron}, one thread, {args.steps:,} calls x {args.repeats}, "
           f"{'back to back' if not args.gap_us else f'{args.gap_us} us busy wait before each call'}")
+    for name, each in agents.items():
+        print(f"  {name} backend: {each.learner.backend.describe()}")
 
     mlp = torch.nn.Sequential(
         torch.nn.Linear(spaces.obs_dim, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
@@ -184,15 +188,15 @@ def main() -> None:
     for name, (median, p99, worst) in summary.items():
         print(f"{name:<26} {median:>10.1f} {p99:>10.1f} {worst:>10.1f}")
     reference = summary["eager MLP 64-64"][0]
-    for kind in kinds:
+    for kind in names:
         act_p99, step_p99 = summary[f"act ({kind})"][1], summary[f"act + observe ({kind})"][1]
         print(f"{kind}: act p99 {act_p99:.1f} us (target <= 100): {'met' if act_p99 <= 100 else 'NOT met'}; "
               f"act + observe p99 {step_p99:.1f} us (target <= 250): "
               f"{'met' if step_p99 <= 250 else 'NOT met'}; "
               f"act median / eager MLP forward median: {summary[f'act ({kind})'][0] / reference:.2f}")
-    if len(kinds) == 2:
-        ratio = summary["act + observe (numpy)"][0] / summary["act + observe (compiled)"][0]
-        print(f"act + observe median, numpy / compiled: {ratio:.2f}x")
+    if len(names) == 2:
+        ratio = summary["act + observe (numpy)"][0] / summary["act + observe (numba)"][0]
+        print(f"act + observe median, numpy / numba: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

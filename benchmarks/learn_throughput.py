@@ -1,18 +1,36 @@
 """Learning throughput and memory of the REFLECT agent on CartPole-v1 (one thread, one stream).
 
-Measures, in one run and interleaved so both see the same machine load:
+Measures, in one run, repeat by repeat and interleaved so that every row sees the same machine load:
 
-* REFLECT ``learn``: act + online update + environment step, env steps per second (the default config);
-* REFLECT frozen ``act`` + environment step (inference only);
+* REFLECT ``learn`` (act + online update + environment step, ``agent.learn``) with the tuned CartPole-v1
+  config (``default``: 128 LIF neurons, feed-forward, pp-prop traces), and with these networks of 128
+  neurons laid over it (``--configs`` selects them):
+
+  - ``alif``:      ``{"network": {"neuron": "alif", "beta": 0.8}}`` (adaptive threshold),
+  - ``cuba``:      ``{"network": {"neuron": "cuba", "neuron_params": {"alpha": 0.9}}}`` (synaptic current),
+  - ``recurrent``: ``{"network": {"recurrent": True, "beta": 0.8}}`` (recurrent LIF),
+  - ``d-rtrl``:    ``{"network": {"trace_algorithm": "d-rtrl", "beta": 0.8}}`` (per-synapse traces);
+
+* REFLECT frozen ``act`` + environment step (inference only, the default config);
 * a reference: the same actor-critic(lambda) with eligibility traces written the usual way, as eager
   PyTorch autograd on an MLP of the same size (4-128-2 actor, 4-128-1 critic, ObGD-style update),
   stepping the same environment - what a straightforward streaming implementation costs.
 
-Then the peak resident memory (RSS) after 10^4 and 10^5 learning steps: online learning keeps no
-buffer, so the two must match (the target is a difference below 5%).
+Every number is a median over ``--repeats`` timed stretches of ``--steps`` environment steps (the
+environment's own step included): ``steps/s`` is environment steps per second, ``us/step`` its inverse
+in microseconds, ``/ default`` a row's steps/s divided by the default config's learning steps/s of the
+same run (1.00: as fast; 0.50: twice as slow), ``/ reference`` the same against the autograd reference.
+``backend`` is the backend the agent's learner runs on (``agent.learner.backend``; its reason is printed
+below the table). Target: every ``--configs`` row within 2x of the default's learning steps/s
+(``/ default`` >= 0.50). Each agent first learns 1,000 untimed steps (the first run of a configuration
+also compiles its numba kernels, 10-30 s each, cached on disk afterwards).
 
-    python benchmarks/learn_throughput.py              # 5 repeats of 3,000 steps, RSS to 10^5 steps
+Then the peak resident memory (RSS) after 10^4 and 10^5 learning steps of a fresh default agent: online
+learning keeps no buffer, so the two must match (the target is a difference below 5%).
+
+    python benchmarks/learn_throughput.py              # 5 repeats of 3,000 steps, every row, RSS to 10^5
     python benchmarks/learn_throughput.py --repeats 3 --steps 1000 --rss-steps 20000   # quicker
+    python benchmarks/learn_throughput.py --configs alif d-rtrl      # the default and these rows only
 """
 
 from __future__ import annotations
@@ -21,6 +39,7 @@ import argparse
 import resource
 import statistics
 import time
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -81,10 +100,30 @@ def reference_steps_per_second(steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+# rows of the learning table: config keys laid over the tuned CartPole-v1 config (128 hidden neurons)
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "alif": {"network": {"neuron": "alif", "beta": 0.8}},
+    "cuba": {"network": {"neuron": "cuba", "neuron_params": {"alpha": 0.9}}},
+    "recurrent": {"network": {"recurrent": True, "beta": 0.8}},
+    "d-rtrl": {"network": {"trace_algorithm": "d-rtrl", "beta": 0.8}},
+}
+TARGET_RATIO = 0.5  # each row within 2x of the default's learning steps/s
+
+
 def reflect_learn_steps_per_second(agent: Reflect, steps: int) -> float:
     start = time.perf_counter()
     agent.learn(steps)
     return steps / (time.perf_counter() - start)
+
+
+def describe_network(agent: Reflect) -> str:
+    """``LIF 128, pp-prop`` and what else sets the network apart."""
+    net = agent.config.network
+    text = f"{net.neuron.upper()} {'-'.join(str(h) for h in net.hidden)}"
+    if net.recurrent:
+        text += " recurrent"
+    return f"{text}, {net.trace_algorithm}, beta {net.beta:g}"
 
 
 def reflect_act_steps_per_second(agent: Reflect, steps: int) -> float:
@@ -111,27 +150,53 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3_000, help="steps per timed repeat")
     parser.add_argument("--rss-steps", type=int, default=100_000, help="learning steps for the memory check")
+    parser.add_argument(
+        "--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS), metavar="NAME",
+        help=f"learning rows to measure, of {', '.join(CONFIGS)} (default: all); the default config is "
+        "always measured, as the baseline of the ratios",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    agent = Reflect("CartPole-v1", load_reflect_config("CartPole-v1"), seed=0)
-    agent.learn(1_000)  # warm-up
-    learn, act, reference = [], [], []
+    names = ["default", *(name for name in CONFIGS if name in args.configs and name != "default")]
+    agents = {}
+    for name in names:
+        agent = Reflect("CartPole-v1", CONFIGS[name], seed=0)
+        agent.learn(1_000)  # warm-up (and the first compilation of this configuration's kernels)
+        agents[name] = agent
+    learn: dict[str, list[float]] = {name: [] for name in names}
+    act, reference = [], []
     for _ in range(args.repeats):
-        learn.append(reflect_learn_steps_per_second(agent, args.steps))
-        act.append(reflect_act_steps_per_second(agent, args.steps))
+        for name, agent in agents.items():
+            learn[name].append(reflect_learn_steps_per_second(agent, args.steps))
+        act.append(reflect_act_steps_per_second(agents["default"], args.steps))
         reference.append(reference_steps_per_second(args.steps))
     ref = statistics.median(reference)
+    base = statistics.median(learn["default"])
     print(
         f"CartPole-v1, one thread, one stream, medians of {args.repeats} x {args.steps:,} steps "
-        "(env included):"
+        "(env included; learn = act + online update + env step):"
     )
-    for name, values in (
-        ("REFLECT learn (act + update + env)", learn),
-        ("REFLECT frozen act + env", act),
-        ("reference: eager-autograd actor-critic(lambda) MLP", reference),
-    ):
+    print(f"  {'row':<24} {'network':<36} {'backend':>7} {'steps/s':>8} {'us/step':>8} {'/ default':>9} "
+          f"{'/ reference':>11}  target")
+    default = agents["default"]
+    rows: list[tuple[str, str, str, list[float]]] = [
+        *((f"learn: {name}", describe_network(agent), agent.learner.backend.name, learn[name])
+          for name, agent in agents.items()),
+        ("frozen act: default", describe_network(default), default.learner.backend.name, act),
+        ("reference (autograd)", "ReLU MLP 128, actor + critic", "torch", reference),
+    ]
+    for label, network, backend, values in rows:
         med = statistics.median(values)
-        print(f"  {name:<52} {med:8,.0f} steps/s  ({1e6 / med:6.1f} us/step, {med / ref:5.2f}x reference)")
+        verdict = "-"
+        if label.startswith("learn: ") and label != "learn: default":
+            verdict = "met" if med / base >= TARGET_RATIO else "NOT met"
+        print(f"  {label:<24} {network:<36} {backend:>7} {med:8,.0f} {1e6 / med:8.1f} {med / base:9.2f} "
+              f"{med / ref:11.2f}  {verdict}")
+    print(f"target: every learn row within 2x of the default's learning steps/s "
+          f"(/ default >= {TARGET_RATIO:.2f})")
+    print("backends:")
+    for name, agent in agents.items():
+        print(f"  {name}: {agent.learner.backend.describe()}")
 
     rss_agent = Reflect("CartPole-v1", load_reflect_config("CartPole-v1"), seed=1)
     first = min(10_000, args.rss_steps)

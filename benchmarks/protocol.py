@@ -1,4 +1,4 @@
-"""The evaluation protocol shared by the learning benchmarks (design section 9).
+"""The evaluation protocol shared by the learning benchmarks (README.md, "Results").
 
 Every ``every`` environment steps, ``episodes`` deterministic episodes on a separate env, episode ``k``
 starting from ``reset(seed=10_000 + k)`` (the same start states for every agent); an agent *solves* the

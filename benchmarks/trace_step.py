@@ -2,19 +2,26 @@
 
 For a 4 -> H -> H -> 2 LIF network (H = 128, 512, 2048) it measures, in microseconds per step:
 
-* ``forward``         - inference only (``engine.step(obs, traces=False)``, the default kernels),
-* ``pp-prop``         - forward + pp-prop traces + gradients of every parameter (the default kernels:
-                        compiled where numba is installed and the network is small enough, else numpy),
-* ``pp-numpy``        - the same on the numpy fast path (``compiled=False``),
-* ``pp-torch``        - the same on the torch kernels (``numpy_path=False``),
-* ``d-rtrl``          - forward + D-RTRL traces + gradients,
+* ``forward``         - inference only (``engine.step(obs, traces=False)``, the backend chosen by default),
+* ``pp-prop``         - forward + pp-prop traces + gradients of every parameter on the backend chosen by
+                        default (:func:`reflect.traces.select_backend`: ``numba`` where it is installed and
+                        every weight matrix has at most 65,536 entries, else ``numpy`` up to that size, else
+                        ``torch``),
+* ``pp-numpy``        - the same on the ``numpy`` backend (``TraceEngine(..., backend="numpy")``),
+* ``pp-torch``        - the same on the ``torch`` backend (``backend="torch"``),
+* ``d-rtrl``          - forward + D-RTRL traces + gradients, on the backend chosen by default,
 * ``reference``       - one forward + backward + SGD step of an eager-autograd ReLU MLP of the same shape,
 
-and prints each one's median and p99 over all timed steps (several repeats, so one noisy stretch on a
-shared machine cannot decide the result) and its ratio to the reference measured in the same run.
+and prints each one's median and p99 over all timed steps (several repeats, interleaved variant by
+variant, so one noisy stretch on a shared machine cannot decide the result) and its ratio to the
+reference measured in the same run. Before each size's rows it prints which backend the default choice
+took and why (``engine.backend.describe()``). The ``numba`` and ``numpy`` backends refuse a weight matrix
+above 65,536 entries (H = 512 and up here: the hidden matrix is H x (H + 1)); a variant that requests
+a backend which refuses the network is skipped with a note.
 
     python benchmarks/trace_step.py                 # all sizes
     python benchmarks/trace_step.py --hidden 128    # just the default network
+    python benchmarks/trace_step.py --hidden 128 --steps 300 --repeats 3   # quick
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import torch
 from torch import nn
 
 from reflect.spiking import SpikingNetwork
-from reflect.traces import TraceEngine
+from reflect.traces import BackendChoice, TraceEngine
 
 OBS, ACTIONS = 4, 2
 
@@ -46,21 +53,24 @@ def time_steps(step: Callable[[], object], steps: int, repeats: int, warmup: int
     return samples
 
 
-def engine_step(hidden: int, algorithm: str | None, numpy_path: bool | None = None,
-                compiled: bool | None = None) -> Callable[[], object]:
+def engine_step(hidden: int, algorithm: str | None,
+                backend: str | None = None) -> tuple[Callable[[], object], BackendChoice]:
+    """One engine step of the ``4-hidden-hidden-2`` LIF network (inference only when ``algorithm`` is
+    None) and the backend it runs on. A requested ``backend`` that refuses the network raises
+    ``ValueError`` with its reason."""
     torch.manual_seed(0)
     net = SpikingNetwork(OBS, ACTIONS, hidden=(hidden, hidden))
-    engine = TraceEngine(net, 1, algorithm=algorithm or "pp-prop", numpy_path=numpy_path, compiled=compiled)
+    engine = TraceEngine(net, 1, algorithm=algorithm or "pp-prop", backend=backend)
     grads = engine.zeros_like_gradients()
     obs, signal = torch.randn(1, OBS), torch.randn(1, ACTIONS)
     if algorithm is None:
-        return lambda: engine.step(obs, traces=False)
+        return (lambda: engine.step(obs, traces=False)), engine.backend
 
     def learn() -> None:
         engine.step(obs)
         engine.backward(signal, grads, decay=0.9)
 
-    return learn
+    return learn, engine.backend
 
 
 def reference_step(hidden: int) -> Callable[[], object]:
@@ -80,6 +90,16 @@ def reference_step(hidden: int) -> Callable[[], object]:
     return sgd
 
 
+# variant -> (trace algorithm or None for inference only, requested backend or None for the default)
+VARIANTS: dict[str, tuple[str | None, str | None]] = {
+    "forward": (None, None),
+    "pp-prop": ("pp-prop", None),
+    "pp-numpy": ("pp-prop", "numpy"),
+    "pp-torch": ("pp-prop", "torch"),
+    "d-rtrl": ("d-rtrl", None),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,18 +110,25 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch 1, float32")
-    print(f"{'network':>18} {'variant':>10} {'median us':>10} {'p99 us':>9} {'/ reference':>12}")
+    print(f"{'network':>18} {'variant':>10} {'backend':>8} {'median us':>10} {'p99 us':>9} "
+          f"{'/ reference':>12}")
     for hidden in args.hidden:
         steps = max(50, args.steps * 128 // hidden)
         warmup = max(20, steps // 10)
-        variants: dict[str, Callable[[], object]] = {
-            "reference": reference_step(hidden),
-            "forward": engine_step(hidden, None),
-            "pp-prop": engine_step(hidden, "pp-prop"),
-            "pp-numpy": engine_step(hidden, "pp-prop", compiled=False),
-            "pp-torch": engine_step(hidden, "pp-prop", numpy_path=False),
-            "d-rtrl": engine_step(hidden, "d-rtrl"),
-        }
+        variants: dict[str, Callable[[], object]] = {"reference": reference_step(hidden)}
+        backends: dict[str, str] = {"reference": "torch"}
+        notes: list[str] = []
+        for name, (algorithm, requested) in VARIANTS.items():
+            try:
+                variants[name], choice = engine_step(hidden, algorithm, requested)
+            except ValueError as refusal:
+                notes.append(f"{name} skipped: {refusal}")
+                continue
+            backends[name] = choice.name
+            if name == "pp-prop":
+                notes.insert(0, f"default backend choice: {choice.describe()}")
+        for note in notes:
+            print(f"  H = {hidden}: {note}")
         # interleave the variants repeat by repeat so that machine noise hits all of them alike
         samples: dict[str, list[np.ndarray]] = {name: [] for name in variants}
         for _ in range(args.repeats):
@@ -113,7 +140,8 @@ def main() -> None:
             median, p99 = np.median(all_samples), np.percentile(all_samples, 99)
             kind = "MLP" if name == "reference" else "LIF"
             label = f"{OBS}-{hidden}-{hidden}-{ACTIONS} {kind}"
-            print(f"{label:>18} {name:>10} {median:10.1f} {p99:9.1f} {median / reference:12.3f}")
+            print(f"{label:>18} {name:>10} {backends[name]:>8} {median:10.1f} {p99:9.1f} "
+                  f"{median / reference:12.3f}")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,3 @@
 """reflect: reinforcement learning with spiking networks that learn online, in one lifetime."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -56,23 +56,23 @@ def _register_overloads() -> None:
         return
 
     @overload(tanh)
-    def _tanh(x: Any) -> Any:
+    def _tanh(x):  # numba matches these names and annotations to the lambda's
         return lambda x: math.tanh(x)
 
     @overload(exp)
-    def _exp(x: Any) -> Any:
+    def _exp(x):  # numba matches these names and annotations to the lambda's
         return lambda x: math.exp(x)
 
     @overload(log)
-    def _log(x: Any) -> Any:
+    def _log(x):  # numba matches these names and annotations to the lambda's
         return lambda x: math.log(x)
 
     @overload(sqrt)
-    def _sqrt(x: Any) -> Any:
+    def _sqrt(x):  # numba matches these names and annotations to the lambda's
         return lambda x: math.sqrt(x)
 
     @overload(clip)
-    def _clip(x: Any, low: Any, high: Any) -> Any:
+    def _clip(x, low, high):  # numba matches these names and annotations to the lambda's
         return lambda x, low, high: min(max(x, low), high)
 
 

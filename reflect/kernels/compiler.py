@@ -17,6 +17,56 @@ INSTALL_HINT = 'the compiled backend needs numba: pip install "reflect-rl[fast]"
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+if njit is not None:  # numba's StructRef types, at module level so compiled code that uses them caches
+    from numba.core import types as _types
+    from numba.experimental import structref as _structref
+
+    @_structref.register
+    class BundleType(_types.StructRef):
+        """A StructRef holding one tuple (``.items``)."""
+
+        def preprocess_fields(self, fields: Any) -> Any:
+            return tuple((name, _types.unliteral(typ)) for name, typ in fields)
+
+    class Bundle(_structref.StructRefProxy):
+        def __new__(cls, items: tuple[Any, ...]) -> Any:
+            return _structref.StructRefProxy.__new__(cls, items)
+
+    _structref.define_proxy(Bundle, BundleType, ["items"])
+
+    @_structref.register
+    class StepBundleType(_types.StructRef):
+        """The buffers of a learner's compiled step, one field per part (see LEARNER_FIELDS)."""
+
+        def preprocess_fields(self, fields: Any) -> Any:
+            return tuple((name, _types.unliteral(typ)) for name, typ in fields)
+
+    class StepBundle(_structref.StructRefProxy):
+        def __new__(cls, *parts: Any) -> Any:
+            return _structref.StructRefProxy.__new__(cls, *parts)
+
+    STEP_FIELDS = ("norm", "actor", "critic", "head", "actor_traces", "critic_traces", "io", "settings",
+                   "results", "done")
+    _structref.define_proxy(StepBundle, StepBundleType, list(STEP_FIELDS))
+
+
+def bundle(items: tuple[Any, ...]) -> Any:
+    """``items`` (the buffers of a compiled call) behind one handle that compiled code opens with
+    ``.items``: a call from Python then passes one pointer instead of unboxing every array, and the code
+    pays a reference count for each array it reads."""
+    if njit is None:
+        raise ImportError(INSTALL_HINT)
+    return Bundle(items)
+
+
+def step_bundle(*parts: Any) -> Any:
+    """A learner's step buffers (the fields of ``STEP_FIELDS``, in order) behind one handle; an entry
+    reads only the fields it needs, so it pays reference counts for those arrays only."""
+    if njit is None:
+        raise ImportError(INSTALL_HINT)
+    return StepBundle(*parts)
+
+
 def compiled_available() -> bool:
     """Whether ``numba`` imports."""
     return njit is not None
@@ -31,12 +81,16 @@ def numba_version() -> str:
     return str(numba.__version__)
 
 
-def jit(function: _F, inline: bool = False) -> _F:
+def jit(function: _F, inline: bool = False, reassociate: bool = False) -> _F:
     """``numba.njit`` with an on-disk cache (the plain function when numba is missing); ``inline``
-    inlines it into its callers in numba's IR (fewer functions to compile when arguments are large)."""
+    inlines it into its callers in numba's IR (fewer functions to compile when arguments are large);
+    ``reassociate`` lets LLVM reorder its floating-point sums (so long reductions vectorise; NaN and inf
+    keep their meaning)."""
     if njit is None:
         return function
-    compiled: _F = njit(cache=True, nogil=True, inline="always" if inline else "never")(function)
+    fastmath = {"reassoc"} if reassociate else False
+    compiled: _F = njit(cache=True, nogil=True, inline="always" if inline else "never",
+                        fastmath=fastmath)(function)
     return compiled
 
 

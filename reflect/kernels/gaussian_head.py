@@ -1,10 +1,10 @@
 """Template: the squashed Gaussian head's sample, score and refresh as loops for the compiled backend
 (formulas: :mod:`reflect.formulas.gaussian`; the array form is :class:`reflect.learning.heads.GaussianHead`).
 
-Handle positions: the noise ``eps`` ``[B, A]`` (drawn by the head's numpy Generator before the call),
-the pre-squash actions ``u`` ``[B, A]``, the environment actions ``[B, A]`` (float32), ``sigma``,
-``1 / sigma^2``, ``c``, ``s``, ``bounded`` ``[A]``, ``log_std`` ``[A]``, its bounds ``[2]``, the log-std
-score ``[B, A]`` and ``(squash code, learn log-std)``.
+Handle positions: ``[3, B, A]`` float64 rows: the noise ``eps`` (drawn by the head's numpy Generator
+before the call), the pre-squash actions ``u`` and the log-std score; the environment actions ``[B, A]``
+(float32); ``[4, A]`` float64 rows: ``sigma``, ``1 / sigma^2``, ``c``, ``s``; ``bounded`` ``[A]``;
+``log_std`` ``[A]``; its bounds ``[2]``; ``(squash code, learn log-std)``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from reflect.formulas.ops import clip
 
 TEMPLATE = ("head_sample", "head_score", "head_refresh")
 INLINE = TEMPLATE  # into the REFLECT step
-(G_NOISE, G_RAW, G_ENV, G_STD, G_INV_VAR, G_CENTER, G_SCALE, G_BOUNDED, G_LOG_STD, G_LOG_STD_BOUNDS, G_GRAD,
- G_FLAGS) = range(12)
+G_SAMPLES, G_ENV, G_VECTORS, G_BOUNDED, G_LOG_STD, G_LOG_STD_BOUNDS, G_FLAGS = range(7)
+G_NOISE, G_RAW, G_GRAD = range(3)  # rows of head[G_SAMPLES]
+G_STD, G_INV_VAR, G_CENTER, G_SCALE = range(4)  # rows of head[G_VECTORS]
 
 
 def head_sample(head, out, deterministic):
-    noise, raw, env, std = head[G_NOISE], head[G_RAW], head[G_ENV], head[G_STD]
-    center, scale, bounded, code = head[G_CENTER], head[G_SCALE], head[G_BOUNDED], head[G_FLAGS][0]
+    samples, vectors = head[G_SAMPLES], head[G_VECTORS]
+    noise, raw, env, std = samples[G_NOISE], samples[G_RAW], head[G_ENV], vectors[G_STD]
+    center, scale, bounded, code = vectors[G_CENTER], vectors[G_SCALE], head[G_BOUNDED], head[G_FLAGS][0]
     batch, dims = raw.shape
     for b in range(batch):
         for a in range(dims):
@@ -31,7 +33,7 @@ def head_sample(head, out, deterministic):
 
 
 def head_score(head, out, weights, signal):
-    raw, inv_var, grad = head[G_RAW], head[G_INV_VAR], head[G_GRAD]
+    raw, inv_var, grad = head[G_SAMPLES][G_RAW], head[G_VECTORS][G_INV_VAR], head[G_SAMPLES][G_GRAD]
     learn = head[G_FLAGS][1] == 1
     batch, dims = raw.shape
     for b in range(batch):
@@ -43,7 +45,8 @@ def head_score(head, out, weights, signal):
 
 
 def head_refresh(head):
-    log_std, bounds, std, inv_var = head[G_LOG_STD], head[G_LOG_STD_BOUNDS], head[G_STD], head[G_INV_VAR]
+    log_std, bounds = head[G_LOG_STD], head[G_LOG_STD_BOUNDS]
+    std, inv_var = head[G_VECTORS][G_STD], head[G_VECTORS][G_INV_VAR]
     for a in range(log_std.shape[0]):
         value = clip(log_std[a], bounds[0], bounds[1])
         log_std[a] = value

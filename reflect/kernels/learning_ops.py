@@ -3,10 +3,12 @@
 formulas through :mod:`reflect.learning.array_ops`.
 
 A parameter group's *traces* handle is a tuple (positions below): its per-stream trace ``z`` ``[B, P]``,
-the score saved ahead of its absorption ``fresh`` ``[B, P]``, their views in the network's gradient layout,
-the parameters (2-D views of the network's tensors) with their offsets in ``P``, a head's extra
-parameters (the Gaussian log-std) with their traces and same-step score, the learned constants' bounds,
-``(decay, extra step scale)`` and scratch. Per step, for streams ``b``::
+the score saved ahead of its absorption ``fresh`` ``[B, P]``, the network's gradient layout (block
+offsets and the learned constants' table, see ``network_backward``), the parameters (2-D views of the
+network's tensors) with their offsets in ``P``, a head's extra parameters (the Gaussian log-std) with
+their traces and same-step score, the learned constants' bounds, ``(decay, extra step scale,
+coefficients per stream)`` and a scratch that rounds numbers to the parameters' dtype. Per step, for
+streams ``b``::
 
     accumulate:  z_b <- decay z_b + g_b                   absorb:  z_b <- decay z_b + fresh_b
     update:      l1_b = ||z_b||_1 (+ extras);  step_b = obgd_step_size(alpha, kappa, delta_b, l1_b)
@@ -28,14 +30,15 @@ from reflect.kernels.specialize import placeholder
 
 TEMPLATE = (
     "prepare_input", "copy_rows", "traces_accumulate", "traces_fresh", "traces_absorb", "traces_reset",
-    "bounded_update",
+    "bounded_update", "abs_sum",
 )
-INLINE = TEMPLATE  # into their callers: fewer functions with large arguments to compile
+INLINE = TEMPLATE[:-1]  # into their callers: fewer functions with large arguments to compile
+REASSOCIATE = ("abs_sum",)  # a long sum: vectorised
 
 # positions in a traces handle
-(TR_Z, TR_FRESH, TR_GRADS, TR_FRESH_GRADS, TR_PARAMS, TR_OFFSETS, TR_EXTRA, TR_EXTRA_Z, TR_EXTRA_GRAD,
- TR_BOUNDS, TR_SCALARS, TR_COEFFICIENTS, TR_ACTIVE, TR_RESULTS) = range(14)
-TR_DECAY, TR_EXTRA_SCALE = 0, 1  # in TR_SCALARS
+(TR_Z, TR_FRESH, TR_OFFSETS, TR_TABLE, TR_PARAMS, TR_STARTS, TR_EXTRA, TR_EXTRA_Z, TR_EXTRA_GRAD,
+ TR_BOUNDS, TR_NUMBERS, TR_CAST) = range(12)
+TR_DECAY, TR_EXTRA_SCALE, TR_COEFFICIENTS = 0, 1, 2  # in TR_NUMBERS: the coefficients from index 2 on
 # positions in a normaliser handle: mean [D], var [D], count int64 [1], (clip, epsilon), enabled int64 [1]
 NORM_MEAN, NORM_VAR, NORM_COUNT, NORM_SETTINGS, NORM_ENABLED = range(5)
 
@@ -80,10 +83,10 @@ def copy_rows(source, target, columns):
             target[b, i] = source[b, i]
 
 
-def traces_accumulate(group, net, signal):
+def traces_accumulate(group, net, signal, active):
     """``z_b <- decay z_b + g_b`` from the learning signal ``signal`` ``[B, O]`` (and the extras')."""
-    decay = group[TR_SCALARS][TR_DECAY]
-    network_backward(net, signal, group[TR_GRADS], decay, group[TR_ACTIVE])
+    decay = group[TR_NUMBERS][TR_DECAY]
+    network_backward(net, signal, (group[TR_Z], group[TR_OFFSETS], group[TR_TABLE]), decay, active)
     extra_z, extra_grad = group[TR_EXTRA_Z], group[TR_EXTRA_GRAD]
     for b in range(extra_z.shape[0]):
         for e in range(extra_z.shape[1]):
@@ -92,16 +95,18 @@ def traces_accumulate(group, net, signal):
 
 def traces_fresh(group, net, signal, active):
     """``fresh_b <- g_b`` for the streams where ``active`` (a score taken with the weights of its step)."""
-    network_backward(net, signal, group[TR_FRESH_GRADS], 0.0, active)
+    network_backward(net, signal, (group[TR_FRESH], group[TR_OFFSETS], group[TR_TABLE]), 0.0, active)
 
 
 def traces_absorb(group):
     """``z_b <- decay z_b + fresh_b``."""
-    z, fresh = group[TR_Z], group[TR_FRESH]
-    decay = group[TR_SCALARS][TR_DECAY]
+    z, fresh, cast = group[TR_Z], group[TR_FRESH], group[TR_CAST]
+    cast[0] = group[TR_NUMBERS][TR_DECAY]
+    decay = cast[0]
     for b in range(z.shape[0]):
+        row, add = z[b], fresh[b]
         for i in range(z.shape[1]):
-            z[b, i] = decay * z[b, i] + fresh[b, i]
+            row[i] = decay * row[i] + add[i]
 
 
 def traces_reset(group, done):
@@ -115,52 +120,54 @@ def traces_reset(group, done):
                 extra_z[b, e] = 0.0
 
 
-def bounded_update(group, delta, lr, kappa):
-    """The ObGD update of the group from the errors ``delta`` ``[B]``; the group's results receive the
-    mean step size and ``||z||_1``. Returns ``BAD_TRACE``, changing no weight, if a trace norm is not
-    finite."""
-    z, extra_z = group[TR_Z], group[TR_EXTRA_Z]
-    coefficients, results = group[TR_COEFFICIENTS], group[TR_RESULTS]
+def abs_sum(row):
+    """``sum_i |row[i]|`` in float64 (compiled with reassociation: vectorised; a NaN or inf stays)."""
+    total = 0.0
+    for i in range(row.shape[0]):
+        total += abs(np.float64(row[i]))
+    return total
+
+
+def bounded_update(group, delta, lr, kappa, sums):
+    """The ObGD update of the group from the errors ``delta`` ``[B]``; adds the mean step size and
+    ``||z||_1`` to ``sums[0]``, ``sums[1]``. Returns ``BAD_TRACE``, changing no weight, if a trace norm is
+    not finite."""
+    z, extra_z, numbers = group[TR_Z], group[TR_EXTRA_Z], group[TR_NUMBERS]
     batch = z.shape[0]
     mean_step = 0.0
     mean_l1 = 0.0
     for b in range(batch):
-        l1 = 0.0
-        for i in range(z.shape[1]):
-            l1 += abs(z[b, i])
+        l1 = abs_sum(z[b])
         for e in range(extra_z.shape[1]):
             l1 += abs(extra_z[b, e])
         if not math.isfinite(l1):
-            results[1] = l1
             return BAD_TRACE
         step = obgd_step_size(lr, kappa, delta[b], l1)
-        coefficients[b] = step * delta[b] / batch
+        numbers[TR_COEFFICIENTS + b] = step * delta[b] / batch
         mean_step += step / batch
         mean_l1 += l1 / batch
-    params, offsets = group[TR_PARAMS], group[TR_OFFSETS]
+    params, offsets = group[TR_PARAMS], group[TR_STARTS]
+    cast = group[TR_CAST]  # the coefficients rounded to the parameters' dtype: the loops stay in it
     for k in range(len(params)):
-        param = params[k]
-        rows, cols = param.shape
+        flat = params[k].reshape(-1)  # a contiguous view of the parameter
         start = offsets[k]
-        for r in range(rows):
-            for c in range(cols):
-                index = start + r * cols + c
-                total = 0.0
-                for b in range(batch):
-                    total += coefficients[b] * z[b, index]
-                param[r, c] = param[r, c] + total
-    extra, scale = group[TR_EXTRA], group[TR_SCALARS][TR_EXTRA_SCALE]
+        for b in range(batch):
+            cast[0] = numbers[TR_COEFFICIENTS + b]
+            coefficient = cast[0]
+            trace = z[b, start:start + flat.shape[0]]  # indexed from 0: the loop vectorises
+            for i in range(flat.shape[0]):
+                flat[i] += coefficient * trace[i]
+    extra, scale = group[TR_EXTRA], numbers[TR_EXTRA_SCALE]
     for e in range(extra.shape[0]):
         total = 0.0
         for b in range(batch):
-            total += coefficients[b] * extra_z[b, e]
+            total += numbers[TR_COEFFICIENTS + b] * extra_z[b, e]
         extra[e] += scale * total
     bounds = group[TR_BOUNDS]
     for t in range(bounds.shape[0]):
-        param = params[np.int64(bounds[t, 0])]
-        for r in range(param.shape[0]):
-            for c in range(param.shape[1]):
-                param[r, c] = min(max(param[r, c], bounds[t, 1]), bounds[t, 2])
-    results[0] = mean_step
-    results[1] = mean_l1
+        flat = params[np.int64(bounds[t, 0])].reshape(-1)
+        for i in range(flat.shape[0]):
+            flat[i] = min(max(flat[i], bounds[t, 1]), bounds[t, 2])
+    sums[0] += mean_step
+    sums[1] += mean_l1
     return OK

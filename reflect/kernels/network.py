@@ -7,9 +7,11 @@ Bound names: the model's formulas ``model_reset``, ``model_step``, ``model_exces
 ``model_excess_jacobian`` (see :mod:`reflect.spiking.models.registry`), ``surrogate_derivative(u, k)``,
 and the model's sizes ``STATES`` (at most 4) and ``PARAMS`` (at most 6).
 
-Element-wise math runs in float64 on values read from the buffers (of the network's dtype), and results
-are rounded when stored; currents ``y = z @ W`` are accumulated in float64, skipping zero inputs (most
-inputs are spikes). Per layer ``l``, stream ``b`` and neuron ``j`` (``h`` the model's ``S`` states)::
+The forward step's element-wise math runs in float64 on values read from the buffers (of the network's
+dtype), results rounded when stored, and currents ``y = z @ W`` are accumulated in float64, skipping zero
+inputs (most inputs are spikes): a spike is a threshold, and the exported policy computes the same way.
+The backward pass (outer products, learning signals) runs in the network's dtype, as numpy would. Per
+layer ``l``, stream ``b`` and neuron ``j`` (``h`` the model's ``S`` states)::
 
     y = z @ W;   r = reset(h, s, p);   h' = step(h, s, r, y, p);   u = excess(h', p);   s' = H(u)
     traces:  D = state_jacobian(...),  D_f = input_jacobian(...),  psi' = sigma'(u)
@@ -42,16 +44,20 @@ from reflect.kernels.specialize import placeholder
 
 TEMPLATE = (
     "load_state", "load_state4", "load_constants", "constant", "layer_forward", "network_forward",
-    "readout_forward", "network_backward", "network_reset",
+    "readout_forward", "accumulate_outer", "times_transposed", "network_backward", "network_reset",
+    "forward_entry",
 )
 
+INLINE = ("load_state", "load_state4", "load_constants", "constant", "layer_forward", "readout_forward",
+          "accumulate_outer", "times_transposed")
 MAX_STATES = 4
 MAX_PARAMS = 6
 PP_PROP, D_RTRL = 0, 1
 
 # positions in the network tuple
 ZS, WS, HS, PSIS, DFS, JACS, EPS_XS, EPS_FS, EPSS, ETRACES, CONSTS, LEARN = range(12)
-YS, DELTAS, WEIGHTED, UPS, INFO, SCALARS, READOUT, READOUT_SCALARS, ALGORITHM, CORRECTION = range(12, 22)
+(YS, DELTAS, WEIGHTED, UPS, INFO, SCALARS, READOUT, READOUT_SCALARS, ALGORITHM, CORRECTION,
+ CAST) = range(12, 23)
 # columns of INFO (int64 [L, 4]) and SCALARS (float64 [L, 4])
 RECURRENT, IN_FEATURES, DETACH, DECAY_INDEX = range(4)
 ALPHA_X, ALPHA_F, SLOPE = range(3)
@@ -124,6 +130,7 @@ def layer_forward(net, layer, traces, active):
     algorithm = net[ALGORITHM]
     batch, hidden = psi.shape
     rows = z.shape[1]
+    needs_jacobian = algorithm == D_RTRL or alpha_f > 0.0 or learn.shape[0] > 0
     if traces and algorithm == PP_PROP and alpha_x != alpha_x:  # NaN: follow the model's decay constant
         view = consts[info[layer, DECAY_INDEX]]
         total = 0.0
@@ -153,12 +160,18 @@ def layer_forward(net, layer, traces, active):
             u = model_excess(hn, p)
             if traces:
                 psi_prev = np.float64(psi[b, j])
-                d = model_state_jacobian(hp, s_prev, reset, yj, psi_prev, p, detach)
                 d_f = model_input_jacobian(hp, s_prev, reset, yj, p)
-                for k in range(STATES * STATES):
-                    jac[k, b, j] = d[k]
                 for k in range(STATES):
                     df[k, b, j] = d_f[k]
+                if not needs_jacobian:  # pp-prop without an output trace or learned constants: D unused
+                    psi[b, j] = surrogate_derivative(u, slope)
+                    for k in range(STATES):
+                        h[k, b, j] = hn[k]
+                    spikes[b, j] = 1.0 if u > 0.0 else 0.0
+                    continue
+                d = model_state_jacobian(hp, s_prev, reset, yj, psi_prev, p, detach)
+                for k in range(STATES * STATES):
+                    jac[k, b, j] = d[k]
                 if learn.shape[0] > 0:
                     d_p = model_parameter_jacobian(hp, s_prev, reset, yj, psi_prev, p, detach)
                     for q in range(learn.shape[0]):
@@ -206,13 +219,21 @@ def readout_forward(net, traces, active):
     for b in range(batch):
         if not active[b]:
             continue
-        for k in range(outputs):
-            y_o[b, k] = 0.0
-        for r in range(rows):
-            zr = np.float64(z[b, r])
-            if zr != 0.0:
-                for k in range(outputs):
-                    y_o[b, k] += zr * np.float64(w_o[r, k])
+        if outputs == 1:  # a value or a one-dimensional action: one flat loop (see accumulate_outer)
+            total = 0.0
+            for r in range(rows):
+                zr = np.float64(z[b, r])
+                if zr != 0.0:
+                    total += zr * np.float64(w_o[r, 0])
+            y_o[b, 0] = total
+        else:
+            for k in range(outputs):
+                y_o[b, k] = 0.0
+            for r in range(rows):
+                zr = np.float64(z[b, r])
+                if zr != 0.0:
+                    for k in range(outputs):
+                        y_o[b, k] += zr * np.float64(w_o[r, k])
         for k in range(outputs):
             o[b, k] = leaky_integrate(np.float64(o[b, k]), y_o[b, k], decay) if decay > 0.0 else y_o[b, k]
         if traces and decay > 0.0:
@@ -233,6 +254,48 @@ def network_forward(net, traces, active):
     readout_forward(net, traces, active)
 
 
+def accumulate_outer(row, base, pre, post, decay, overwrite):
+    """``G = decay * G + pre (outer) post`` for the block ``G`` ``[len(pre), len(post)]`` stored row-major
+    in ``row`` from ``base`` (``overwrite``: ``G = pre (outer) post``). Loops index slices from 0 (an index
+    that could be negative would stop them vectorising); one column (a readout of one output) runs as one
+    flat loop, as a nested loop of one iteration costs more than its arithmetic."""
+    rows, cols = pre.shape[0], post.shape[0]
+    if cols == 1:
+        column = row[base:base + rows]
+        p = post[0]
+        if overwrite:
+            for r in range(rows):
+                column[r] = pre[r] * p
+        else:
+            for r in range(rows):
+                column[r] = decay * column[r] + pre[r] * p
+        return
+    for r in range(rows):
+        x = pre[r]
+        segment = row[base + r * cols:base + (r + 1) * cols]
+        if overwrite:
+            for j in range(cols):
+                segment[j] = x * post[j]
+        else:
+            for j in range(cols):
+                segment[j] = decay * segment[j] + x * post[j]
+
+
+def times_transposed(vector, w, out, gain):
+    """``out[i] = gain * sum_k vector[k] w[i, k]`` for ``i < len(out)`` (the learning signal sent down)."""
+    cols = vector.shape[0]
+    if cols == 1:
+        v = vector[0] * gain
+        for i in range(out.shape[0]):
+            out[i] = v * w[i, 0]
+        return
+    for i in range(out.shape[0]):
+        total = vector[0] * w[i, 0]
+        for k in range(1, cols):
+            total += vector[k] * w[i, k]
+        out[i] = gain * total
+
+
 def network_backward(net, signal, grads, decay, active):
     """Per-stream gradients from ``signal = dL/do`` ``[B, O]`` (see the module docstring).
 
@@ -247,27 +310,22 @@ def network_backward(net, signal, grads, decay, active):
     z_top = net[ZS][len(net[ZS]) - 1]
     pre = eps_o if readout_decay > 0.0 else z_top
     layers = len(net[WS])
-    batch, outputs = signal.shape
-    gain = 1.0 - readout_decay
+    batch = signal.shape[0]
+    cast = net[CAST]  # numbers rounded to the network's dtype, so the loops below stay in it
+    cast[0] = decay
+    cast[1] = 1.0 - readout_decay
+    cast[2] = 1.0
+    d, gain, one = cast[0], cast[1], cast[2]
     readout_start, const_start = offsets[layers], offsets[layers + 1]
     const_stop = readout_start  # the constants come after the layers and before the readout
     for b in range(batch):
         if not active[b]:
             continue
-        for r in range(pre.shape[1]):
-            x = np.float64(pre[b, r])
-            for k in range(outputs):
-                index = readout_start + r * outputs + k
-                g = x * np.float64(signal[b, k])
-                flat[b, index] = g if decay == 0.0 else decay * flat[b, index] + g
-        up = net[UPS][layers - 1]
-        for i in range(up.shape[1]):
-            total = 0.0
-            for k in range(outputs):
-                total += np.float64(signal[b, k]) * np.float64(w_o[i, k])
-            up[b, i] = gain * total
+        out = signal[b]
+        accumulate_outer(flat[b], readout_start, pre[b], out, d, decay == 0.0)
+        times_transposed(out, w_o, net[UPS][layers - 1][b], gain)
         for c in range(const_start, const_stop):
-            flat[b, c] = 0.0 if decay == 0.0 else decay * flat[b, c]
+            flat[b, c] = 0.0 if decay == 0.0 else d * flat[b, c]
     alpha_f = net[SCALARS][0, ALPHA_F]
     algorithm = net[ALGORITHM]
     for layer in range(layers - 1, -1, -1):
@@ -282,6 +340,10 @@ def network_backward(net, signal, grads, decay, active):
             if not active[b]:
                 continue
             inv_c = 1.0 / net[CORRECTION][b] if alpha_f > 0.0 else 1.0
+            learned_here = False
+            for t in range(const_table.shape[0]):
+                if const_table[t, 0] == layer:
+                    learned_here = True
             for j in range(hidden):
                 p = load_constants(consts, j)
                 du_dh, du_dp = model_excess_jacobian(load_state(h, b, j), p)
@@ -297,37 +359,29 @@ def network_backward(net, signal, grads, decay, active):
                 weighted[b, j] = total
                 if algorithm == PP_PROP:  # up is reused for the postsynaptic factor of the outer product
                     up[b, j] = post * inv_c if alpha_f > 0.0 else total
-                for t in range(const_table.shape[0]):
-                    if const_table[t, 0] != layer:
-                        continue
-                    q = const_table[t, 1]
-                    g = g_u * du_dp[learn[q]]
-                    for s in range(STATES):
-                        g += delta[s, b, j] * np.float64(etrace[q, s, b, j])
-                    column = const_start + const_table[t, 2] + (j if const_table[t, 3] > 1 else 0)
-                    flat[b, column] += g
+                if learned_here:
+                    for t in range(const_table.shape[0]):
+                        if const_table[t, 0] != layer:
+                            continue
+                        q = const_table[t, 1]
+                        g = g_u * du_dp[learn[q]]
+                        for s in range(STATES):
+                            g += np.float64(delta[s, b, j]) * np.float64(etrace[q, s, b, j])
+                        column = const_start + const_table[t, 2] + (j if const_table[t, 3] > 1 else 0)
+                        flat[b, column] += g
+            row = flat[b]
             if algorithm == PP_PROP:
-                for r in range(rows):
-                    x = np.float64(eps_x[b, r])
-                    for j in range(hidden):
-                        index = start + r * hidden + j
-                        g = x * up[b, j]
-                        flat[b, index] = g if decay == 0.0 else decay * flat[b, index] + g
+                accumulate_outer(row, start, eps_x[b], up[b], d, decay == 0.0)
             else:
                 for r in range(rows):
+                    segment = row[start + r * hidden:start + (r + 1) * hidden]
                     for j in range(hidden):
-                        index = start + r * hidden + j
-                        acc = 0.0
-                        for s in range(STATES):
-                            acc += delta[s, b, j] * np.float64(eps[s, b, r, j])
-                        flat[b, index] = acc if decay == 0.0 else decay * flat[b, index] + acc
+                        acc = delta[0, b, j] * eps[0, b, r, j]
+                        for s in range(1, STATES):
+                            acc += delta[s, b, j] * eps[s, b, r, j]
+                        segment[j] = acc if decay == 0.0 else d * segment[j] + acc
             if layer > 0:
-                below = net[UPS][layer - 1]
-                for i in range(below.shape[1]):
-                    total = 0.0
-                    for j in range(hidden):
-                        total += weighted[b, j] * np.float64(w[i, j])
-                    below[b, i] = total
+                times_transposed(weighted[b], w, net[UPS][layer - 1][b], one)
 
 
 def network_reset(net, done):
@@ -366,3 +420,10 @@ def network_reset(net, done):
                 o[b, k] = 0.0
             for r in range(eps_o.shape[1]):
                 eps_o[b, r] = 0.0
+
+
+def forward_entry(bundle, traces):
+    """:func:`network_forward` of every stream for a call from Python: ``bundle.items = (net, active)``
+    (one pointer to unbox, see reflect.kernels.compiler.bundle)."""
+    net, active = bundle.items
+    network_forward(net, traces, active)

@@ -17,7 +17,7 @@ Per environment step, for every stream ``b`` (no buffer of transitions anywhere)
 
 Arguments: ``norm`` (the observation normaliser), ``actor`` / ``critic`` (networks), ``head``,
 ``actor_traces`` / ``critic_traces`` (parameter groups), ``io`` (the step's arrays, positions below),
-``settings`` (hyperparameters), ``results`` (the step's mean ``|delta|``). Each is a tuple of arrays for the
+``settings`` (hyperparameters), ``results`` (sums of the step statistics). Each is a tuple of arrays for the
 compiled backend and an object for the array backends. A non-finite observation, TD error or trace norm
 returns a status before any weight changes.
 """
@@ -29,17 +29,24 @@ import math
 from reflect.formulas.td import entropy_weight
 from reflect.kernels.specialize import placeholder
 
-TEMPLATE = ("act", "observe", "reset_streams")
+TEMPLATE = (
+    "act", "observe", "reset_streams", "act_entry", "act_plain_entry", "observe_entry", "observe_one_entry",
+    "reset_entry",
+)
 
 # io: raw observations [B, D] float64, the actor's and the critic's input buffers (the first D columns
-# are the observation), their outputs, reward [B], terminated [B], done [B], delta [B], values [B], entropy
-# weights [B], the actor's learning signal [B, O], dV/do = 1 [B, 1], critic pending [B], all streams [B]
-# (True; also read as a non-constant ``True``, so compiled callees are not specialised on a literal), the
-# reward baseline [1]
-(RAW, ACTOR_INPUT, CRITIC_INPUT, ACTOR_OUTPUT, CRITIC_OUTPUT, REWARD, TERMINATED, DONE, DELTA, VALUES,
- WEIGHTS, SIGNAL, ONES, PENDING, ALL, BASELINE) = range(16)
+# are the observation), their outputs, the actor's learning signal [B, O], dV/do = 1 [B, 1], numbers per
+# stream [5, B] float64, flags per stream [4, B] bool
+RAW, ACTOR_INPUT, CRITIC_INPUT, ACTOR_OUTPUT, CRITIC_OUTPUT, SIGNAL, ONES, NUMBERS, FLAGS = range(9)
+# rows of io[NUMBERS]: reward, delta, V(h_t), entropy weight; the reward baseline in BASELINE's first entry
+REWARD, DELTA, VALUES, WEIGHTS, BASELINE = range(5)
+# rows of io[FLAGS]: terminated, done (terminated or truncated), the critic waits for the episode's first
+# step, and all True (also read as a non-constant ``True``, so compiled callees are not specialised on a
+# literal)
+TERMINATED, DONE, PENDING, ALL = range(4)
 GAMMA, ENTROPY_COEF, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE = range(7)
-ABS_DELTA = 0  # in results (each parameter group keeps its own step size and trace norm)
+# results: sums over the steps since the learner's statistics were last read
+STEPS, ABS_DELTA, ACTOR_STEP, ACTOR_L1, CRITIC_STEP, CRITIC_L1 = range(6)
 OK, BAD_OBSERVATION, BAD_DELTA, BAD_ACTOR_TRACE, BAD_CRITIC_TRACE = range(5)
 
 
@@ -56,34 +63,36 @@ def act(norm, actor, critic, head, critic_traces, io, learning, deterministic):
         return BAD_OBSERVATION
     if learning:
         third_factor_act(critic, critic_traces, io)
-    network_forward(actor, learning, io[ALL])
+    network_forward(actor, learning, io[FLAGS][ALL])
     head_sample(head, io[ACTOR_OUTPUT], deterministic)
     return OK
 
 
 def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings, results):
-    """One online update from ``io[REWARD]``, ``io[TERMINATED]``, ``io[DONE]`` and the next observation in
-    ``io[RAW]``; returns a status (``OK``, or what stopped it before any weight changed)."""
+    """One online update from the reward, the ``terminated`` and ``done`` flags in ``io`` and the next
+    observation in ``io[RAW]``; returns a status (``OK``, or what stopped it before any weight changed)."""
     status = third_factor_signal(norm, critic, critic_traces, io, settings)
     if status != OK:
         return status
-    delta, weights = io[DELTA], io[WEIGHTS]
+    delta, weights = io[NUMBERS][DELTA], io[NUMBERS][WEIGHTS]
     total = 0.0
     for b in range(delta.shape[0]):
         if not math.isfinite(delta[b]):
             return BAD_DELTA
         weights[b] = entropy_weight(settings[ENTROPY_COEF], delta[b])
         total += abs(delta[b])
-    results[ABS_DELTA] = total / delta.shape[0]
     head_score(head, io[ACTOR_OUTPUT], weights, io[SIGNAL])
-    traces_accumulate(actor_traces, actor, io[SIGNAL])
-    if bounded_update(actor_traces, delta, settings[ACTOR_LR], settings[ACTOR_KAPPA]) != OK:
+    traces_accumulate(actor_traces, actor, io[SIGNAL], io[FLAGS][ALL])
+    if bounded_update(actor_traces, delta, settings[ACTOR_LR], settings[ACTOR_KAPPA],
+                      results[ACTOR_STEP:ACTOR_L1 + 1]) != OK:
         return BAD_ACTOR_TRACE
     head_refresh(head)
-    status = third_factor_learn(critic_traces, io, settings)
+    status = third_factor_learn(critic_traces, io, settings, results[CRITIC_STEP:CRITIC_L1 + 1])
     if status != OK:
         return status
-    reset_streams(actor, critic, actor_traces, critic_traces, io, io[DONE])
+    results[STEPS] += 1.0
+    results[ABS_DELTA] += total / delta.shape[0]
+    reset_streams(actor, critic, actor_traces, critic_traces, io, io[FLAGS][DONE])
     return OK
 
 
@@ -97,3 +106,39 @@ def reset_streams(actor, critic, actor_traces, critic_traces, io, done):
         network_reset(actor, done)
         traces_reset(actor_traces, done)
         third_factor_reset(critic, critic_traces, io, done)
+
+
+# Entries for calls from Python on the compiled backend: the arguments come in one bundle (fields:
+# reflect.kernels.compiler.STEP_FIELDS), so a call unboxes one pointer instead of every array, and each
+# entry reads (and reference-counts) only the fields it needs.
+def act_entry(b, learning, deterministic):
+    return act(b.norm, b.actor, b.critic, b.head, b.critic_traces, b.io, learning, deterministic)
+
+
+def act_plain_entry(b, learning, deterministic):
+    """:func:`act` when no stream waits for its critic's first step (the critic is not touched)."""
+    io = b.io
+    if not prepare_input(b.norm, io[RAW], io[ACTOR_INPUT], learning):
+        return BAD_OBSERVATION
+    network_forward(b.actor, learning, io[FLAGS][ALL])
+    head_sample(b.head, io[ACTOR_OUTPUT], deterministic)
+    return OK
+
+
+def observe_entry(b):
+    return observe(b.norm, b.actor, b.critic, b.head, b.actor_traces, b.critic_traces, b.io, b.settings,
+                   b.results)
+
+
+def observe_one_entry(b, reward, terminated, done):
+    """:func:`observe_entry` for one stream, its reward and episode flags given as scalars."""
+    io = b.io
+    io[NUMBERS][REWARD, 0] = reward
+    io[FLAGS][TERMINATED, 0] = terminated
+    io[FLAGS][DONE, 0] = done
+    return observe(b.norm, b.actor, b.critic, b.head, b.actor_traces, b.critic_traces, io, b.settings,
+                   b.results)
+
+
+def reset_entry(b):
+    reset_streams(b.actor, b.critic, b.actor_traces, b.critic_traces, b.io, b.done)

@@ -79,7 +79,7 @@ def _merged_globals(modules: Sequence[types.ModuleType], replaced: set[str]) -> 
     owner: dict[str, str] = {}
     for module in modules:
         for key, value in vars(module).items():
-            if key in replaced or key.startswith("__") or key in ("TEMPLATE", "INLINE"):
+            if key in replaced or key.startswith("__") or key in ("TEMPLATE", "INLINE", "REASSOCIATE"):
                 continue
             if key in namespace and namespace[key] is not value and namespace[key] != value:
                 raise ValueError(
@@ -140,6 +140,7 @@ def specialize(
                     key in bindings and isinstance(value, types.FunctionType))):
                 namespace[key] = _jit_formula(value)
     inline = {name for module in modules for name in getattr(module, "INLINE", ())}
+    reassociate = {name for module in modules for name in getattr(module, "REASSOCIATE", ())}
     digest = _digest(modules, bindings)
     suffix = f"{tag}_{digest}" if tag else digest
     out = types.SimpleNamespace()
@@ -150,7 +151,7 @@ def specialize(
         copy.__qualname__ = f"{name}__{suffix}"
         copy.__module__ = sources[name].__name__
         copy.__doc__ = original.__doc__
-        function = (jit(copy, inline=name in inline) if compiled else copy)
+        function = jit(copy, inline=name in inline, reassociate=name in reassociate) if compiled else copy
         namespace[name] = function
         setattr(out, name, function)
     return out

@@ -26,7 +26,9 @@ from reflect.kernels.reflect_step import (
     CRITIC_LR,
     CRITIC_OUTPUT,
     DELTA,
+    FLAGS,
     GAMMA,
+    NUMBERS,
     OK,
     ONES,
     PENDING,
@@ -48,7 +50,7 @@ traces_reset = bounded_update = placeholder
 
 
 def third_factor_act(critic, critic_traces, io):
-    pending = io[PENDING]
+    pending = io[FLAGS][PENDING]
     any_pending = False
     for b in range(pending.shape[0]):
         if pending[b]:
@@ -56,8 +58,8 @@ def third_factor_act(critic, critic_traces, io):
     if not any_pending:
         return
     copy_rows(io[ACTOR_INPUT], io[CRITIC_INPUT], io[RAW].shape[1])
-    network_forward(critic, io[ALL][0], pending)  # traces on
-    out, values = io[CRITIC_OUTPUT], io[VALUES]
+    network_forward(critic, io[FLAGS][ALL][0], pending)  # traces on
+    out, values = io[CRITIC_OUTPUT], io[NUMBERS][VALUES]
     for b in range(pending.shape[0]):
         if pending[b]:
             values[b] = out[b, 0] + 0.0
@@ -70,10 +72,10 @@ def third_factor_signal(norm, critic, critic_traces, io, settings):
     if not prepare_input(norm, io[RAW], io[CRITIC_INPUT], False):
         return BAD_OBSERVATION
     traces_absorb(critic_traces)
-    network_forward(critic, io[ALL][0], io[ALL])  # traces on
-    traces_fresh(critic_traces, critic, io[ONES], io[ALL])
-    out, values, delta = io[CRITIC_OUTPUT], io[VALUES], io[DELTA]
-    reward, terminated = io[REWARD], io[TERMINATED]
+    network_forward(critic, io[FLAGS][ALL][0], io[FLAGS][ALL])  # traces on
+    traces_fresh(critic_traces, critic, io[ONES], io[FLAGS][ALL])
+    out, values, delta = io[CRITIC_OUTPUT], io[NUMBERS][VALUES], io[NUMBERS][DELTA]
+    reward, terminated = io[NUMBERS][REWARD], io[FLAGS][TERMINATED]
     for b in range(delta.shape[0]):
         next_value = out[b, 0] + 0.0
         delta[b] = td_error(reward[b], terminated[b], settings[GAMMA], next_value, values[b])
@@ -81,8 +83,9 @@ def third_factor_signal(norm, critic, critic_traces, io, settings):
     return OK
 
 
-def third_factor_learn(critic_traces, io, settings):
-    if bounded_update(critic_traces, io[DELTA], settings[CRITIC_LR], settings[CRITIC_KAPPA]) != OK:
+def third_factor_learn(critic_traces, io, settings, sums):
+    lr, kappa = settings[CRITIC_LR], settings[CRITIC_KAPPA]
+    if bounded_update(critic_traces, io[NUMBERS][DELTA], lr, kappa, sums) != OK:
         return BAD_CRITIC_TRACE
     return OK
 
@@ -90,7 +93,7 @@ def third_factor_learn(critic_traces, io, settings):
 def third_factor_reset(critic, critic_traces, io, done):
     network_reset(critic, done)
     traces_reset(critic_traces, done)
-    pending = io[PENDING]
+    pending = io[FLAGS][PENDING]
     for b in range(done.shape[0]):
         if done[b]:
             pending[b] = True

@@ -65,7 +65,7 @@ def head_refresh(head: Any) -> None:
     head.refresh()
 
 
-def traces_accumulate(group: Any, net: Any, signal: np.ndarray) -> None:
+def traces_accumulate(group: Any, net: Any, signal: np.ndarray, active: np.ndarray) -> None:
     group.accumulate(signal)
 
 
@@ -81,8 +81,8 @@ def traces_reset(group: Any, done: np.ndarray) -> None:
     group.reset(done)
 
 
-def bounded_update(group: Any, delta: np.ndarray, lr: float, kappa: float) -> int:
-    return int(group.apply(delta, lr, kappa))
+def bounded_update(group: Any, delta: np.ndarray, lr: float, kappa: float, sums: np.ndarray) -> int:
+    return int(group.apply(delta, lr, kappa, sums))
 
 
 BINDINGS = {name: value for name, value in list(globals().items())

@@ -259,8 +259,9 @@ class GaussianHead:
         self.log_std = log_std
         self.log_std_np = self.log_std.numpy()
         self.rng = np.random.default_rng(seed)
-        self._std = np.zeros(action_dim)
-        self._inv_var = np.zeros(action_dim)
+        self._vectors = np.zeros((4, action_dim))  # rows: sigma, 1 / sigma^2, c, s
+        self._std, self._inv_var = self._vectors[0], self._vectors[1]
+        self._vectors[2], self._vectors[3] = self.center, self.scale
         self._flags = np.array([self.squash_code, int(learn_log_std)], dtype=np.int64)
         self._raw = np.zeros((0, action_dim))
         self.prepare(1)
@@ -291,7 +292,8 @@ class GaussianHead:
         """Allocate the per-step buffers for ``batch_size`` streams (done once; steps then reuse them)."""
         if self._raw.shape[0] != batch_size:
             shape = (batch_size, self.num_outputs)
-            self._noise, self._raw, self._grad = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+            self._samples = np.zeros((3, *shape))  # rows: noise, pre-squash actions, log-std score
+            self._noise, self._raw, self._grad = self._samples
             self._env = np.zeros(shape, dtype=np.float32)
 
     def refresh(self) -> None:
@@ -317,8 +319,8 @@ class GaussianHead:
             self._grad[...] = gaussian.log_std_score(self._raw, mu, self._inv_var, weights[:, None])
 
     def compiled_handle(self) -> tuple[Any, ...]:
-        return (self._noise, self._raw, self._env, self._std, self._inv_var, self.center, self.scale,
-                self.bounded, self.log_std_np, self._bounds, self._grad, self._flags)
+        return (self._samples, self._env, self._vectors, self.bounded, self.log_std_np, self._bounds,
+                self._flags)
 
     # ------------------------------------------------------------------------------ everyone's
     def _to_env(self, u: np.ndarray) -> np.ndarray:

@@ -27,14 +27,26 @@ import torch
 from torch import Tensor
 
 from reflect.kernels import learning_ops, reflect_step
-from reflect.kernels.compiler import bind
+from reflect.kernels.compiler import bind, step_bundle
 from reflect.kernels.reflect_step import (
     ABS_DELTA,
+    ACTOR_L1,
+    ACTOR_STEP,
+    ALL,
     BAD_ACTOR_TRACE,
     BAD_CRITIC_TRACE,
     BAD_DELTA,
     BAD_OBSERVATION,
+    BASELINE,
+    CRITIC_STEP,
+    DELTA,
+    DONE,
     OK,
+    PENDING,
+    REWARD,
+    STEPS,
+    TERMINATED,
+    VALUES,
 )
 from reflect.kernels.specialize import specialize
 from reflect.learning import array_ops
@@ -50,26 +62,29 @@ from reflect.traces.engine import TraceEngine, engine_spec
 
 
 class LearnerStats:
-    """Running sums of the per-step learning diagnostics, read and cleared by :meth:`pop`."""
+    """Running sums of the per-step learning diagnostics (summed by the REFLECT step itself into
+    :attr:`sums`: steps, ``|delta|``, the actor's step size and trace norm, the critic's step size and
+    trace norm), read and cleared by :meth:`pop`."""
 
     def __init__(self) -> None:
-        self.clear()
+        self.sums = np.zeros(6)
+
+    @property
+    def steps(self) -> int:
+        return int(self.sums[STEPS])
 
     def clear(self) -> None:
-        self.steps = 0
-        self.abs_td = 0.0
-        self.actor_trace_l1 = 0.0
-        self.actor_step = 0.0
-        self.critic_step = 0.0
+        self.sums[:] = 0.0
 
     def pop(self) -> dict[str, float]:
         """Means since the last call: ``td_error``, ``trace_norm``, ``step_size``, ``critic_step_size``."""
         n = max(self.steps, 1)
+        sums = self.sums
         out = {
-            "td_error": self.abs_td / n,
-            "trace_norm": self.actor_trace_l1 / n,
-            "step_size": self.actor_step / n,
-            "critic_step_size": self.critic_step / n,
+            "td_error": float(sums[ABS_DELTA]) / n,
+            "trace_norm": float(sums[ACTOR_L1]) / n,
+            "step_size": float(sums[ACTOR_STEP]) / n,
+            "critic_step_size": float(sums[CRITIC_STEP]) / n,
         }
         self.clear()
         return out
@@ -230,15 +245,17 @@ class ReflectLearner:
                                              backend=self.backend)
             self.critic = TraceGroup(self.critic_engine, decay, config.critic_lr, config.critic_kappa)
         self.normalizer = normalizer
+        self.stats = LearnerStats()
         self.frozen = False
         self.frozen_deterministic = True
         self.awaiting_observe = False
-        self.stats = LearnerStats()
         self.spike_sums: list[Tensor] = []
         self.compiled = self.backend.name == "numba" and all(
             isinstance(net.encoder, DirectEncoder) for net in networks)
         self._build_io(actor, self.compiled)
         self._bind_steps()
+        self._env_actions = head.env_actions  # the head's buffer (stable: its batch size is fixed)
+        self._maybe_pending = True  # True whenever a stream may wait for its critic's first step
 
     # ------------------------------------------------------------------------------- wiring
     def _build_io(self, actor: SpikingNetwork, compiled: bool) -> None:
@@ -251,27 +268,26 @@ class ReflectLearner:
             return e.layer_buffers[0]["z"].numpy() if compiled else e.observation_np  # type: ignore[return-value]
 
         self.raw = np.zeros((batch, dims))
-        self.reward = np.zeros(batch)
-        self.terminated = np.zeros(batch, dtype=bool)
-        self.done = np.zeros(batch, dtype=bool)
-        self.delta = np.zeros(batch)
-        self.values = np.zeros(batch)  # V(h_t) of the current step
-        self.critic_pending = np.ones(batch, dtype=bool)  # the critic has not seen this episode's obs
-        self.baseline = np.zeros(1)  # the running reward mean of the reward-baseline learner
-        self._weights = np.zeros(batch)
+        self.numbers = np.zeros((5, batch))  # rows: reward, delta, V(h_t), entropy weight, baseline
+        self.flags = np.zeros((4, batch), dtype=bool)  # rows: terminated, done, critic pending, all True
+        self.reward, self.delta, self.values = self.numbers[REWARD], self.numbers[DELTA], self.numbers[VALUES]
+        self.baseline = self.numbers[BASELINE, :1]  # the running reward mean of the reward-baseline learner
+        self.terminated, self.done = self.flags[TERMINATED], self.flags[DONE]
+        self.critic_pending = self.flags[PENDING]  # the critic has not seen this episode's first step
+        self.critic_pending[:] = True
+        self.flags[ALL] = True
         self.signal = engine.output.new_zeros(engine.output.shape).numpy()
         ones = np.ones((batch, 1), dtype=self.signal.dtype)
         actor_input = input_buffer(engine)
         critic_input = input_buffer(critic) if critic is not None else np.zeros_like(actor_input)
         critic_output = (critic.output_np if critic is not None
                          else np.zeros((batch, 1), dtype=self.signal.dtype))
-        self.io = (self.raw, actor_input, critic_input, engine.output_np, critic_output, self.reward,
-                   self.terminated, self.done, self.delta, self.values, self._weights, self.signal, ones,
-                   self.critic_pending, np.ones(batch, dtype=bool), self.baseline)
+        self.io = (self.raw, actor_input, critic_input, engine.output_np, critic_output, self.signal, ones,
+                   self.numbers, self.flags)
         config = self.config
         self.settings = np.array([config.gamma, config.entropy_coef, config.actor_lr, config.actor_kappa,
                                   config.critic_lr, config.critic_kappa, config.baseline_rate])
-        self.results = np.zeros(1)
+        self.results = self.stats.sums  # the step adds its statistics here
         self._one_done = np.ones(1, dtype=bool)
         self._done_buffer = np.zeros(batch, dtype=bool)
 
@@ -287,20 +303,36 @@ class ReflectLearner:
             actor, critic = _net(self.actor_engine), _net(critic_engine)
             head, actor_traces = self.head.compiled_handle(), self.actor.compiled_handle()
             critic_traces = critic_group.compiled_handle()
-            self._act = bind(steps.act, (norm, actor, critic, head, critic_traces, self.io), (True, True))
-            self._observe = bind(steps.observe, (norm, actor, critic, head, actor_traces, critic_traces,
-                                                 self.io, self.settings, self.results))
-            self._reset = bind(steps.reset_streams, (actor, critic, actor_traces, critic_traces, self.io,
-                                                     self._done_buffer))
+            # one handle for every entry: a call from Python unboxes one pointer, not every buffer
+            self._bundle = step_bundle(norm, actor, critic, head, actor_traces, critic_traces, self.io,
+                                       self.settings, self.results, self._done_buffer)
+            # each entry is compiled (or loaded from numba's cache) on its first call, then called directly
+            for attr, name, examples in (
+                ("_act_pending", "act_entry", (True, True)), ("_act_plain", "act_plain_entry", (True, True)),
+                ("_observe", "observe_entry", ()), ("_observe_one", "observe_one_entry", (1.0, True, True)),
+                ("_reset", "reset_entry", ()),
+            ):
+                setattr(self, attr, self._lazy_entry(attr, getattr(steps, name), examples))
         else:
             steps = interpreted_steps(self.template)
             norm_stage = array_ops.InputStage(self.normalizer)
             parts = (self.actor_engine, critic_engine, self.head)
-            self._act = functools.partial(steps.act, norm_stage, *parts, critic_group, self.io)
+            self._act_pending = functools.partial(steps.act, norm_stage, *parts, critic_group, self.io)
+            self._act_plain = self._act_pending
             self._observe = functools.partial(steps.observe, norm_stage, *parts, self.actor, critic_group,
                                               self.io, self.settings, self.results)
+            self._observe_one = self._observe_scalars
             self._reset = functools.partial(steps.reset_streams, self.actor_engine, critic_engine, self.actor,
                                             critic_group, self.io, self._done_buffer)
+
+    def _lazy_entry(self, attr: str, kernel: Any, examples: tuple[Any, ...]) -> Any:
+        """A callable that binds ``kernel`` to this learner's bundle at its first call and puts the bound
+        call in ``self.<attr>`` (later calls skip this wrapper)."""
+        def first_call(*args: Any) -> Any:
+            bound = bind(kernel, (self._bundle,), examples)
+            setattr(self, attr, bound)
+            return bound(*args)
+        return first_call
 
     # ------------------------------------------------------------------------------- freeze
     def freeze(self, deterministic: bool = True) -> None:
@@ -332,14 +364,19 @@ class ReflectLearner:
         self.raw[...] = obs
         deterministic = not learning and self.frozen_deterministic
         self.head.draw(deterministic)
-        if self._act(learning, deterministic) != OK:
+        if learning and self._maybe_pending:  # a stream's critic waits for its episode's first step
+            status = self._act_pending(learning, deterministic)
+            self._maybe_pending = False
+        else:
+            status = self._act_plain(learning, deterministic)
+        if status != OK:
             raise non_finite_error(self.raw, "observation")
         if learning:
             if self.spike_sums:
                 for total, spikes in zip(self.spike_sums, self._spike_sources(), strict=True):
                     total.add_(spikes)
             self.awaiting_observe = True
-        return self.head.env_actions
+        return self._env_actions
 
     @property
     def actions(self) -> np.ndarray:
@@ -386,24 +423,24 @@ class ReflectLearner:
         if not self.awaiting_observe:
             raise RuntimeError("observe() needs a preceding act() for the same step")
         self.raw[...] = next_obs
-        self.reward[0] = reward
-        self.terminated[0] = terminated
-        self.done[0] = done
-        self._run_observe()
+        status = self._observe_one(reward, terminated, done)
+        if status != OK:
+            raise self._error(status)
+        self.awaiting_observe = False
+        if done:
+            self._maybe_pending = True
         return float(self.delta[0])
+
+    def _observe_scalars(self, reward: float, terminated: bool, done: bool) -> int:
+        self.reward[0], self.terminated[0], self.done[0] = reward, terminated, done
+        return int(self._observe())
 
     def _run_observe(self) -> None:
         status = self._observe()
         if status != OK:
             raise self._error(status)
-        stats, actor = self.stats, self.actor.results
-        stats.steps += 1
-        stats.abs_td += float(self.results[ABS_DELTA])
-        stats.actor_step += float(actor[0])
-        stats.actor_trace_l1 += float(actor[1])
-        if self.critic is not None:
-            stats.critic_step += float(self.critic.results[0])
         self.awaiting_observe = False
+        self._maybe_pending = self._maybe_pending or bool(self.done.any())
 
     def _error(self, status: int) -> Exception:
         if status == BAD_OBSERVATION:
@@ -423,6 +460,7 @@ class ReflectLearner:
     def _reset_streams(self, done: np.ndarray) -> None:
         self._done_buffer[...] = done
         self._reset()
+        self._maybe_pending = True
 
     def end_episodes(self, done: np.ndarray) -> None:
         """Zero network state and all traces of the streams in ``done`` (``[B]`` bool)."""
@@ -499,6 +537,7 @@ class ReflectLearner:
             self.actor.extra_z[...] = state["actor_extra_traces"].numpy()
         self.head.refresh()  # the head's parameters may have been loaded too
         self.awaiting_observe = False
+        self._maybe_pending = True
 
 
 def _net(engine: TraceEngine) -> Any:

@@ -18,6 +18,7 @@ from reflect.kernels.reflect_step import (
     BASELINE_RATE,
     CRITIC_INPUT,
     DELTA,
+    NUMBERS,
     OK,
     RAW,
     REWARD,
@@ -39,7 +40,8 @@ def third_factor_act(critic, critic_traces, io):
 def third_factor_signal(norm, critic, critic_traces, io, settings):
     if not prepare_input(norm, io[RAW], io[CRITIC_INPUT], False):  # refuses NaN and inf
         return BAD_OBSERVATION
-    reward, delta, baseline = io[REWARD], io[DELTA], io[BASELINE]
+    numbers = io[NUMBERS]
+    reward, delta, baseline = numbers[REWARD], numbers[DELTA], numbers[BASELINE]
     total = 0.0
     for b in range(delta.shape[0]):
         delta[b] = reward[b] - baseline[0]
@@ -50,7 +52,7 @@ def third_factor_signal(norm, critic, critic_traces, io, settings):
     return OK
 
 
-def third_factor_learn(critic_traces, io, settings):
+def third_factor_learn(critic_traces, io, settings, sums):
     return OK
 
 

@@ -63,7 +63,6 @@ class TraceGroup:
         self.extra_z = np.zeros((batch, 0))
         self.extra_lr_scale = 1.0
         self._all = np.ones(batch, dtype=bool)
-        self.results = np.zeros(2)  # the last update's mean step size and mean ||z||_1
 
     @property
     def batch_size(self) -> int:
@@ -101,13 +100,12 @@ class TraceGroup:
         l1 = self.z.abs().sum(dim=1, dtype=torch.float64).cpu().numpy()
         return l1 + np.abs(self.extra_z).sum(axis=1) if self.extra_params is not None else l1
 
-    def apply(self, delta: np.ndarray, lr: float, kappa: float) -> int:
-        """The bounded update from the errors ``delta`` ``[B]``; :attr:`results` gets the mean step size
-        and ``||z||_1``. Returns ``BAD_TRACE``, changing no weight, if a trace norm is not finite."""
+    def apply(self, delta: np.ndarray, lr: float, kappa: float, sums: np.ndarray) -> int:
+        """The bounded update from the errors ``delta`` ``[B]``; adds the mean step size and ``||z||_1``
+        to ``sums[0]``, ``sums[1]``. Returns ``BAD_TRACE``, changing no weight, if a trace norm is not
+        finite."""
         l1 = self.trace_l1()
-        results = self.results
         if not np.isfinite(l1).all():
-            results[1] = float(l1[~np.isfinite(l1)][0])
             return BAD_TRACE
         batch = self.batch_size
         steps = [obgd_step_size(lr, kappa, float(d), float(n)) for d, n in zip(delta, l1, strict=True)]
@@ -123,8 +121,8 @@ class TraceGroup:
                 tensor.clamp_(low, high)
         if self.extra_params is not None:
             self.extra_params += self.extra_lr_scale * (np.asarray(coefficients) @ self.extra_z)
-        results[0] = sum(steps) / batch
-        results[1] = float(l1.mean())
+        sums[0] += sum(steps) / batch
+        sums[1] += float(l1.mean())
         return OK
 
     def reset(self, done: np.ndarray) -> None:
@@ -142,10 +140,11 @@ class TraceGroup:
         bounds = np.array([(self._param_index(t), low, high) for t, low, high in self.bounds],
                           dtype=np.float64).reshape(-1, 3)
         extra = self.extra_params if self.extra_params is not None else np.zeros(0)
-        return (self.z.numpy(), self.fresh.numpy(), self.grads, self.fresh_grads, params, self.offsets,
-                extra, self.extra_z, self.extra_grad, bounds,
-                np.array([self.decay, self.extra_lr_scale]), np.zeros(self.batch_size), self._all,
-                self.results)
+        _, offsets, table = self.grads
+        numbers = np.zeros(2 + self.batch_size)
+        numbers[:2] = (self.decay, self.extra_lr_scale)
+        return (self.z.numpy(), self.fresh.numpy(), offsets, table, params, self.offsets, extra, self.extra_z,
+                self.extra_grad, bounds, numbers, np.zeros(2, dtype=self.z.numpy().dtype))
 
     def _param_index(self, tensor: Tensor) -> int:
         for k, p in enumerate(self.params):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from reflect.kernels import network as network_template
-from reflect.kernels.compiler import bind
+from reflect.kernels.compiler import bind, bundle
 from reflect.kernels.specialize import specialize
 from reflect.spiking.models import neuron_model
 from reflect.spiking.surrogate import surrogate_function
@@ -21,18 +21,23 @@ if TYPE_CHECKING:
     from reflect.traces.engine import TraceEngine
 
 
-@functools.cache
-def network_kernels(model_name: str, surrogate_name: str) -> types.SimpleNamespace:
-    """The network template compiled for one neuron model and surrogate (once per process; numba's
-    disk cache keeps the machine code between processes)."""
+def model_bindings(model_name: str, surrogate_name: str) -> dict[str, Any]:
+    """What the network template needs of a neuron model and a surrogate."""
     model = neuron_model(model_name)
-    bindings = {
+    return {
         "model_reset": model.reset, "model_step": model.step, "model_excess": model.excess,
         "model_state_jacobian": model.state_jacobian, "model_input_jacobian": model.input_jacobian,
         "model_parameter_jacobian": model.parameter_jacobian, "model_excess_jacobian": model.excess_jacobian,
         "surrogate_derivative": surrogate_function(surrogate_name).derivative,
         "STATES": model.num_states, "PARAMS": len(model.parameters),
     }
+
+
+@functools.cache
+def network_kernels(model_name: str, surrogate_name: str) -> types.SimpleNamespace:
+    """The network template compiled for one neuron model and surrogate (once per process; numba's
+    disk cache keeps the machine code between processes)."""
+    bindings = model_bindings(model_name, surrogate_name)
     return specialize(network_template, bindings, compiled=True, tag=f"{model_name}_{surrogate_name}")
 
 
@@ -69,9 +74,11 @@ class CompiledNetwork:
             each("y"), each("delta"), each("weighted"), each("up"), info, scalars,
             (_np(readout["w"]), _np(readout["y"]), _np(readout["o"]), _np(readout["eps"])),
             np.array([readout["decay"]]), 0 if engine.algorithm == "pp-prop" else 1, _np(engine.correction),
+            _np(engine.cast),
         )
         self.all_streams = np.ones(engine.batch_size, dtype=bool)
         self._forward_calls: dict[bool, Any] = {}  # bound on first use (a learner may never step it)
+        self._bundle: Any = None
 
     def forward(self, traces: bool, active: np.ndarray | None = None) -> None:
         """One step of the whole network (inputs already in the first ``z``)."""
@@ -80,8 +87,9 @@ class CompiledNetwork:
             return
         call = self._forward_calls.get(traces)
         if call is None:
-            call = self._forward_calls[traces] = bind(self.kernels.network_forward,
-                                                      (self.net, traces, self.all_streams))
+            if self._bundle is None:
+                self._bundle = bundle((self.net, self.all_streams))
+            call = self._forward_calls[traces] = bind(self.kernels.forward_entry, (self._bundle, traces))
         call()
 
     def backward(self, signal: np.ndarray, grads: tuple[Any, ...], decay: float,

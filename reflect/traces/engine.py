@@ -139,15 +139,15 @@ class TraceEngine:
             self.layer_buffers.append({
                 "z": zs[i], "spikes": zs[i + 1][:, :hidden], "w": layer.packed.detach(),
                 "h": new(states, batch, hidden), "psi": new(batch, hidden),
-                "df": new(states, batch, hidden, wide=True),
+                "df": new(states, batch, hidden),
                 "jac": new(states * states, batch, hidden, wide=True),
                 "eps_x": new(batch, rows if pp_prop else 0),
                 "eps_f": new(states, batch, hidden if pp_prop and self.alpha_f > 0.0 else 0),
                 "eps": new(states, batch, rows, hidden) if not pp_prop else new(states, batch, 0, 0),
                 "etrace": new(len(learn), states, batch, hidden),
                 "constants": tuple(c.detach() for c in layer.constants()), "learn": learn,
-                "y": new(batch, hidden, wide=True), "delta": new(states, batch, hidden, wide=True),
-                "weighted": new(batch, hidden, wide=True), "up": new(batch, hidden, wide=True),
+                "y": new(batch, hidden, wide=True), "delta": new(states, batch, hidden),
+                "weighted": new(batch, hidden), "up": new(batch, hidden),
                 "recurrent": layer.recurrent, "in_features": layer.in_features,
                 "detach": layer.detach_reset, "alpha_x": self.alpha_x, "decay_index": decay_index,
             })
@@ -159,6 +159,7 @@ class TraceEngine:
             "decay": readout.decay, "in_features": readout.in_features,
         }
         self.correction = new(batch, wide=True)  # c_t = 1 - alpha_f^(n+1), per stream
+        self.cast = new(4)  # scratch that rounds a number to the network's dtype (compiled backend)
         self.input = zs[0][:, : network.encoder.out_features]
         self._direct = isinstance(network.encoder, DirectEncoder)
         # observations land here; an encoder other than the direct one encodes them into the input
@@ -355,7 +356,7 @@ class TraceEngine:
     def _legacy_state(self, saved: dict[str, Tensor]) -> dict[str, Tensor]:
         """reflect 0.1 saved each layer's buffers as a numbered list (``v, s, psi[, a, threshold]``, then
         the traces); this maps them onto the current layout."""
-        out: dict[str, Tensor] = {"correction": saved["correction"].to(torch.float64)}
+        out: dict[str, Tensor] = {"correction": saved["correction"].reshape(-1).to(torch.float64)}
         states = self.model.num_states
         for i, layer in enumerate(self.layer_buffers):
             count = sum(1 for key in saved if key.startswith(f"layers.{i}."))
