@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from reflect.spiking import SpikingNetwork, Surrogate, neuron_model, neuron_model_names
-from reflect.traces import BACKEND_NAMES, select_backend
+from reflect.traces import backend_names, select_backend
 from reflect.traces.engine import engine_spec
 from reflect.traces.oracle import bptt_gradients, online_gradients
 
@@ -161,7 +161,7 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=16, help="time steps T of each sequence (default 16)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per case (default 3)")
-    parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
+    parser.add_argument("--backend", choices=backend_names(), default=None,
                         help="run the online engine on this backend (default: the one chosen)")
     args = parser.parse_args()
     if args.steps < 1 or args.seeds < 1:

@@ -100,6 +100,9 @@ def _run(learner: Any, steps: int, seed: int = 1) -> list[np.ndarray]:
     return actions
 
 
+# one network configuration for every test here: the compiled backend compiles each (learner, head, model)
+# once on a fresh machine
+SHARED: dict[str, Any] = {"neuron": "alif", "beta": 0.3, "learn": ("theta",)}
 BACKEND_CASES = [("categorical", 1, "td"), ("categorical", 3, "td"), ("gaussian", 1, "td"),
                  ("gaussian", 2, "td"), ("categorical", 2, "reward-baseline")]
 
@@ -110,7 +113,7 @@ def test_every_backend_runs_the_same_reflect_step(head: str, streams: int, third
     names = ["numpy", "torch"] + (["numba"] if compiled_available() else [])
     runs = {}
     for name in names:
-        learner = _learner(name, head, streams, third_factor, neuron="alif", beta=0.3, learn=("theta",))
+        learner = _learner(name, head, streams, third_factor, **SHARED)
         assert learner.backend.name == name and learner.compiled == (name == "numba")
         actions = _run(learner, 150)
         weights = [p.detach().clone() for p in learner.actor_engine.parameters()]
@@ -125,14 +128,14 @@ def test_every_backend_runs_the_same_reflect_step(head: str, streams: int, third
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10, msg=f"{name}: weights")
         if extra is not None:
             np.testing.assert_allclose(extra, reference[2], rtol=1e-9, err_msg=f"{name}: log-std")
-    moved = _learner("numpy", head, streams, third_factor, neuron="alif", beta=0.3, learn=("theta",))
+    moved = _learner("numpy", head, streams, third_factor, **SHARED)
     fresh = moved.actor_engine.parameters()
     assert any(not torch.equal(a, b.detach()) for a, b in zip(reference[1], fresh, strict=False))
 
 
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
 def test_bad_data_is_refused_before_any_weight_moves(backend: str) -> None:
-    learner = _learner(backend, "gaussian", 1)
+    learner = _learner(backend, "gaussian", 1, **SHARED)
     before = [p.detach().clone() for p in learner.actor_engine.parameters()]
     with pytest.raises(FloatingPointError, match=r"observation has NaN or inf in dimensions \[1\]"):
         learner.act(np.array([[0.0, np.nan, 0.0]]))
@@ -148,7 +151,7 @@ def test_bad_data_is_refused_before_any_weight_moves(backend: str) -> None:
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
 def test_a_non_finite_trace_names_where_and_why(backend: str) -> None:
-    learner = _learner(backend, "categorical", 1)
+    learner = _learner(backend, "categorical", 1, **SHARED)
     with torch.no_grad():
         learner.actor_engine.network.readout.weight[0, 0] = float("inf")  # logits inf: softmax NaN
     learner.act(np.ones((1, 3)))

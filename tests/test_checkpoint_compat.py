@@ -42,8 +42,9 @@ def test_a_v0_1_checkpoint_loads_acts_as_recorded_and_keeps_learning(stem: str) 
         readout = policy.outputs(obs[None])[0].numpy()
         np.testing.assert_allclose(readout, outputs[step], rtol=1e-4, atol=1e-5, err_msg=f"step {step}")
         action = policy.head.to_env(policy.head.sample(readout[None], True))[0]
-        np.testing.assert_allclose(np.asarray(action, dtype=np.float64),
-                                   np.asarray(actions[step], dtype=np.float64), atol=1e-5, err_msg=f"step {step}")
+        expected_action = np.asarray(actions[step], dtype=np.float64)
+        np.testing.assert_allclose(np.asarray(action, dtype=np.float64), expected_action, atol=1e-5,
+                                   err_msg=f"step {step}")
         if step + 1 < len(observations) and _episode_restarted(observations, step, FIXTURES[stem]):
             policy.reset()
     before = [p.detach().clone() for p in agent.actor.parameters()]

@@ -246,7 +246,7 @@ def test_wrong_length_beta_raises(bad: Any) -> None:
 
 def test_unknown_neuron_type_raises() -> None:
     """An unknown neuron type raises ``ValueError`` naming it and the choices."""
-    with pytest.raises(ValueError, match=r"unknown neuron model 'izhikevich': choose one of lif, alif, cuba"):
+    with pytest.raises(ValueError, match=r"unknown neuron model 'izhikevich': choose one of alif, cuba, lif"):
         SpikingLayer(3, 4, neuron="izhikevich")
 
 

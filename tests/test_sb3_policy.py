@@ -126,7 +126,7 @@ def test_save_and_load_give_identical_deterministic_actions(tmp_path: Path) -> N
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"hiden": [32]}, "did you mean 'hidden'"),
     ({"time_steps": 0}, "time_steps must be >= 1"),
-    ({"neuron": "izhikevich"}, "must be one of 'lif', 'alif'"),
+    ({"neuron": "izhikevich"}, "unknown neuron model 'izhikevich': choose one of alif, cuba, lif"),
     ({"features_extractor_class": object}, "builds its own features extractor"),
     ({"squash": "tanh"}, "needs a Box action space"),
 ])

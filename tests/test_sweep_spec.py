@@ -185,7 +185,7 @@ BAD_SPECS = [
     (grid({"learner.lam": [0.5, 1.5]}), f"search.space 'learner.lam' value 1.5 on CartPole-v1: {LAM_RANGE}"),
     (grid({"network.neuron": ["lif", "izhikevich"]}),
      "search.space 'network.neuron' value izhikevich on CartPole-v1: config 'network': unknown neuron model "
-     "'izhikevich': choose one of lif, alif, cuba"),
+     "'izhikevich': choose one of alif, cuba, lif"),
     (grid({"learner.lam": 0.5}), "search.space 'learner.lam' must be a list of values or a distribution"),
     (grid({"learner.lam": []}), "search.space 'learner.lam': the list of values is empty"),
     (grid({"learner.lam": [0.5, 0.5]}), "the value 0.5 is listed twice"),

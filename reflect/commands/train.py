@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from reflect.config import to_dict
     from reflect.envs import check_spaces, make_single_env
     from reflect.runs.run_dir import create_run_dir
-    from reflect.runs.trainer import SIGNAL_EXIT_CODES, RunSaveError, train
+    from reflect.runs.trainer import RunSaveError, train
+    from reflect.stop_signals import SIGNAL_EXIT_CODES
 
     torch.set_num_threads(args.num_threads)
     resume = None

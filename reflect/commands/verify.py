@@ -16,7 +16,7 @@ import torch
 
 from reflect.commands.common import positive_int
 from reflect.spiking import ENCODERS, SpikingNetwork, Surrogate, neuron_model_names, surrogate_names
-from reflect.traces import ALGORITHMS, BACKEND_NAMES, select_backend
+from reflect.traces import ALGORITHMS, backend_names, select_backend
 from reflect.traces.engine import engine_spec
 from reflect.traces.oracle import bptt_gradients, online_gradients, relative_errors
 
@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="a constant of the neuron model, e.g. alpha=0.9 for cuba (repeatable)")
     verify.add_argument("--learn", nargs="+", default=[], metavar="NAME",
                         help="constants of the neuron model to treat as learned, e.g. alpha rho")
-    verify.add_argument("--backend", choices=BACKEND_NAMES, default=None,
+    verify.add_argument("--backend", choices=backend_names(), default=None,
                         help="require a backend (default: the first one that accepts the network)")
     verify.add_argument("--hidden", type=positive_int, nargs="+", default=[16], metavar="N",
                         help="neurons per spiking layer (default: 16)")

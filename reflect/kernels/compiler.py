@@ -49,6 +49,17 @@ if njit is not None:  # numba's StructRef types, at module level so compiled cod
                    "results", "done")
     _structref.define_proxy(StepBundle, StepBundleType, list(STEP_FIELDS))
 
+    # constructors compiled with the disk cache (a proxy built from Python compiles its constructor anew
+    # in every process: seconds per learner)
+    @njit(cache=True)
+    def _new_bundle(items):
+        return Bundle(items)
+
+    @njit(cache=True)
+    def _new_step_bundle(norm, actor, critic, head, actor_traces, critic_traces, io, settings, results,
+                         done):
+        return StepBundle(norm, actor, critic, head, actor_traces, critic_traces, io, settings, results, done)
+
 
 def bundle(items: tuple[Any, ...]) -> Any:
     """``items`` (the buffers of a compiled call) behind one handle that compiled code opens with
@@ -56,7 +67,7 @@ def bundle(items: tuple[Any, ...]) -> Any:
     pays a reference count for each array it reads."""
     if njit is None:
         raise ImportError(INSTALL_HINT)
-    return Bundle(items)
+    return _new_bundle(items)
 
 
 def step_bundle(*parts: Any) -> Any:
@@ -64,7 +75,7 @@ def step_bundle(*parts: Any) -> Any:
     reads only the fields it needs, so it pays reference counts for those arrays only."""
     if njit is None:
         raise ImportError(INSTALL_HINT)
-    return StepBundle(*parts)
+    return _new_step_bundle(*parts)
 
 
 def compiled_available() -> bool:

@@ -24,12 +24,10 @@ Faults, and what a run does about them:
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -65,9 +63,7 @@ from reflect.runs.summary import (
     stable_from_step,
     write_evaluations_csv,
 )
-
-SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
-
+from reflect.stop_signals import stop_on_signals
 
 SAVE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 5.0
@@ -104,28 +100,17 @@ def reward_threshold(env_id: str) -> float | None:
     return None if spec.reward_threshold is None else float(spec.reward_threshold)
 
 
-@contextmanager
-def _stop_on_signals(flag: StopFlagCallback) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``flag.reason`` (the loop then stops cleanly); a second SIGINT aborts."""
+def _stop_flag_handler(flag: StopFlagCallback) -> Callable[[str], None]:
+    """The run's reaction to SIGINT/SIGTERM: set ``flag.reason`` (the loop then stops cleanly and saves a
+    checkpoint); a second SIGINT aborts at once."""
 
-    def handler(signum: int, _frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if flag.reason is not None and signum == signal.SIGINT:
+    def on_signal(name: str) -> None:
+        if flag.reason is not None and name == "SIGINT":
             raise KeyboardInterrupt
         flag.reason = name
         print(f"\n{name} received: stopping after this step and saving a checkpoint ...", file=sys.stderr)
 
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for s in previous:
-            signal.signal(s, handler)
-    except ValueError:  # not the main thread: signals stay as they are
-        previous = {}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    return on_signal
 
 
 class _RunRecorder:
@@ -402,7 +387,7 @@ def train(
     try:
         with quiet_tensorboard_threads():
             try:
-                with _stop_on_signals(stop):
+                with stop_on_signals(_stop_flag_handler(stop)):
                     agent.learn(remaining, callback=callbacks, progress_bar=progress_bar)
                 learn_seconds = time.perf_counter() - learn_start - evaluation.seconds - checkpoints.seconds
                 if stop.reason is None:

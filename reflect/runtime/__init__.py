@@ -12,7 +12,7 @@ from reflect.runtime.gym_adapter import GymControl
 from reflect.runtime.latency import LatencyStat
 from reflect.runtime.loop import MAX_RATE_HZ, ORDERINGS, ControlLoop, check_rate_hz
 from reflect.runtime.report import LoopReport
-from reflect.runtime.signals import SIGNAL_EXIT_CODES
+from reflect.stop_signals import SIGNAL_EXIT_CODES
 
 __all__ = [
     "MAX_RATE_HZ",

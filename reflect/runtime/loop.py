@@ -61,7 +61,7 @@ from reflect.runtime.clock import Clock, RealClock
 from reflect.runtime.latency import DEFAULT_CAPACITY, LatencyRecorder
 from reflect.runtime.realtime import check_realtime_priority, realtime_scheduling
 from reflect.runtime.report import LoopReport
-from reflect.runtime.signals import stop_on_signals
+from reflect.stop_signals import stop_on_signals
 
 __all__ = ["MAX_RATE_HZ", "ORDERINGS", "ControlLoop", "check_rate_hz"]
 

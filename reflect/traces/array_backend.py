@@ -73,8 +73,30 @@ class ArrayNetwork:
                         for key, value in readout.items()}
         self.correction = view(engine.correction)
 
+    def native(self, array: Any) -> Any:
+        """``array`` as this library's type (a numpy view of a tensor; a tensor on the engine's device)."""
+        if self.library == "numpy":
+            return array.detach().numpy() if isinstance(array, torch.Tensor) else array
+        if isinstance(array, torch.Tensor):
+            return array
+        return torch.from_numpy(np.asarray(array)).to(self.engine.output.device)
+
     # ------------------------------------------------------------------------------------ forward
-    def forward(self, traces: bool) -> None:
+    def forward(self, traces: bool, active: np.ndarray | None = None) -> None:
+        """One step (see :class:`reflect.traces.backends.NetworkKernels`). Whole-array code steps every
+        stream: with ``active`` the others' state and traces are saved and put back."""
+        if active is None:
+            self._forward(traces)
+            return
+        keep = torch.from_numpy(~np.asarray(active, dtype=bool)).to(self.engine.output.device)
+        engine = self.engine
+        tensors = engine.state_tensors()
+        saved = {name: t.movedim(engine.stream_axis(name), 0)[keep].clone() for name, t in tensors.items()}
+        self._forward(traces)
+        for name, t in tensors.items():
+            t.movedim(engine.stream_axis(name), 0)[keep] = saved[name]
+
+    def _forward(self, traces: bool) -> None:
         widen, model = self.widen, self.model
         if traces and self.alpha_f > 0.0:
             self.correction[...] = self.alpha_f * self.correction + (1.0 - self.alpha_f)
@@ -146,8 +168,21 @@ class ArrayNetwork:
             eps[s] = value
 
     # ----------------------------------------------------------------------------------- backward
-    def backward(self, signal: Any, grads: tuple[Any, ...], decay: float) -> None:
-        """Per-stream gradients (the handle of :meth:`TraceEngine.stream_gradients`) from ``dL/do``."""
+    def backward(self, signal: Any, grads: tuple[Any, ...], decay: float,
+                 active: np.ndarray | None = None) -> None:
+        """Per-stream gradients (the handle of :meth:`TraceEngine.stream_gradients`) from ``dL/do``;
+        with ``active`` the other streams' rows are saved and put back."""
+        if active is None:
+            self._backward(signal, grads, decay)
+            return
+        keep = ~np.asarray(active, dtype=bool)
+        flat = grads[0]
+        rows = keep if isinstance(flat, np.ndarray) else torch.from_numpy(keep).to(flat.device)
+        saved = flat[rows].copy() if isinstance(flat, np.ndarray) else flat[rows].clone()
+        self._backward(signal, grads, decay)
+        flat[rows] = saved
+
+    def _backward(self, signal: Any, grads: tuple[Any, ...], decay: float) -> None:
         widen, model = self.widen, self.model
         flat, offsets, const_table = grads
         layers = len(self.layers)
@@ -192,8 +227,10 @@ class ArrayNetwork:
                 up = weighted @ widen(layer["w"][: layer["in_features"]]).T
 
     # -------------------------------------------------------------------------------------- reset
-    def reset(self, done: Any) -> None:
-        """Zero state and traces of the streams where ``done`` (``[B]`` bool, of this library)."""
+    def reset(self, done: np.ndarray) -> None:
+        """Zero state and traces of the streams where ``done`` (``[B]`` bool)."""
+        if self.library == "torch":
+            done = self.native(done)
         for layer in self.layers:
             for key in ("psi", "spikes", "eps_x"):
                 layer[key][done] = 0.0

@@ -1,7 +1,9 @@
 """Backends for the step math, and the one place where one is chosen.
 
 A backend runs the same registered formulas (neuron models, surrogates, heads, the normaliser, the
-bounded update) its own way:
+bounded update) its own way. Each is registered (:func:`register_backend`, in order of preference) with
+a ``refuse`` test and a ``build`` function that returns the engine's network kernels
+(:class:`NetworkKernels`); the built-in ones:
 
 * ``numba`` - compiled loops (:mod:`reflect.kernels`), specialised per neuron model and surrogate, the
   whole REFLECT act and observe as one call each; CPU, up to ``SMALL_NETWORK_WEIGHTS`` per matrix;
@@ -21,15 +23,22 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from reflect.kernels.compiler import compiled_available, numba_version
 from reflect.kernels.network import MAX_PARAMS, MAX_STATES
 from reflect.spiking.models import NeuronModel
+from reflect.traces.array_backend import ArrayNetwork
+from reflect.traces.compiled_backend import CompiledNetwork
+
+if TYPE_CHECKING:
+    from reflect.traces.engine import TraceEngine
 
 # above this many weights in one matrix torch's BLAS kernels beat per-element loops and numpy
 # (measured: the loops win at 4-128-128-2, torch at 4-512-512-2; benchmarks/trace_step.py)
 SMALL_NETWORK_WEIGHTS = 65_536
-BACKEND_NAMES = ("numba", "numpy", "torch")
 _OFF = {"0", "false", "no", "off"}
 log = logging.getLogger("reflect.backends")
 
@@ -43,13 +52,35 @@ class EngineSpec:
     largest_matrix: int
 
 
+class NetworkKernels(Protocol):
+    """What a backend builds for one :class:`~reflect.traces.engine.TraceEngine`: the network's step,
+    backward pass and reset on the engine's buffers (``B`` streams; ``active`` / ``done``: ``[B]`` bool
+    numpy, ``None`` for every stream)."""
+
+    def forward(self, traces: bool, active: np.ndarray | None) -> None:
+        """One step of every layer and the readout on the inputs already in the engine's first ``z``
+        (with eligibility traces when ``traces``); streams not ``active`` keep state and traces."""
+
+    def backward(self, signal: Any, grads: tuple[Any, ...], decay: float, active: np.ndarray | None) -> None:
+        """Per-stream ``g_b <- decay g_b + dL/dtheta_b`` from ``signal = dL/do`` ``[B, out]`` into the
+        handle ``grads`` (see :meth:`TraceEngine.stream_gradients`)."""
+
+    def reset(self, done: np.ndarray) -> None:
+        """Zero state and traces of the streams where ``done``."""
+
+    def native(self, array: Any) -> Any:
+        """``array`` (numpy or a tensor) as this backend's array type, sharing memory where possible."""
+
+
 @dataclass(frozen=True)
 class Backend:
-    """A registered backend: ``refuse(spec)`` returns why it cannot run ``spec``, or ``None``."""
+    """A registered backend: ``refuse(spec)`` returns why it cannot run ``spec``, or ``None``;
+    ``build(engine)`` returns its :class:`NetworkKernels` for the engine's buffers."""
 
     name: str
     refuse: Callable[[EngineSpec], str | None]
     summary: str
+    build: Callable[[TraceEngine], NetworkKernels]
 
 
 @dataclass(frozen=True)
@@ -95,11 +126,32 @@ def _refuse_large(spec: EngineSpec) -> str | None:
     return None
 
 
-BACKENDS: dict[str, Backend] = {
-    "numba": Backend("numba", _refuse_numba, f"compiled loops (numba {numba_version()})"),
-    "numpy": Backend("numpy", _refuse_numpy, "whole-array numpy"),
-    "torch": Backend("torch", lambda spec: None, "whole-array torch, any size and device"),
-}
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend, before: str | None = None) -> Backend:
+    """Add ``backend`` to the choices, last in preference or just ahead of ``before``."""
+    if backend.name in BACKENDS:
+        raise ValueError(f"backend {backend.name!r} is already registered")
+    items = list(BACKENDS.items())
+    position = len(items) if before is None else [name for name, _ in items].index(before)
+    items.insert(position, (backend.name, backend))
+    BACKENDS.clear()
+    BACKENDS.update(items)
+    return backend
+
+
+def backend_names() -> tuple[str, ...]:
+    """The registered backends, in order of preference."""
+    return tuple(BACKENDS)
+
+
+register_backend(Backend("numba", _refuse_numba, f"compiled loops (numba {numba_version()})",
+                         CompiledNetwork))
+register_backend(Backend("numpy", _refuse_numpy, "whole-array numpy",
+                         lambda engine: ArrayNetwork(engine, "numpy")))
+register_backend(Backend("torch", lambda spec: None, "whole-array torch, any size and device",
+                         lambda engine: ArrayNetwork(engine, "torch")))
 
 
 def requested_backend() -> str | None:

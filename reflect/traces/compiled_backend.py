@@ -92,6 +92,11 @@ class CompiledNetwork:
             call = self._forward_calls[traces] = bind(self.kernels.forward_entry, (self._bundle, traces))
         call()
 
+    @staticmethod
+    def native(array: Any) -> np.ndarray:
+        """``array`` as numpy (a view of a CPU tensor)."""
+        return array.detach().numpy() if isinstance(array, torch.Tensor) else array
+
     def backward(self, signal: np.ndarray, grads: tuple[Any, ...], decay: float,
                  active: np.ndarray | None = None) -> None:
         """Per-stream gradients (layout of :meth:`TraceEngine.stream_gradients`)."""

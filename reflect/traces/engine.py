@@ -35,8 +35,7 @@ from reflect.spiking.encoders import DirectEncoder
 from reflect.spiking.layers import PackedLinear
 from reflect.spiking.network import NetworkState, SpikingNetwork
 from reflect.spiking.neurons import state_type
-from reflect.traces.array_backend import ArrayNetwork
-from reflect.traces.backends import BackendChoice, EngineSpec, select_backend
+from reflect.traces.backends import BACKENDS, BackendChoice, EngineSpec, NetworkKernels, select_backend
 from reflect.traces.compiled_backend import CompiledNetwork
 
 ALGORITHMS = ("pp-prop", "d-rtrl")
@@ -108,9 +107,8 @@ class TraceEngine:
         self._allocate()
         self.backend = backend if isinstance(backend, BackendChoice) else select_backend(
             [engine_spec(network)], backend)
-        self.kernels: CompiledNetwork | ArrayNetwork = (
-            CompiledNetwork(self) if self.backend.name == "numba" else ArrayNetwork(self, self.backend.name)
-        )
+        self.kernels: NetworkKernels = BACKENDS[self.backend.name].build(self)
+        # the compiled network kernels, which a learner's compiled steps call (None on other backends)
         self.compiled = self.kernels if isinstance(self.kernels, CompiledNetwork) else None
         self._all = torch.ones(batch_size, dtype=torch.bool)
         self._scratch: Tensor | None = None
@@ -209,18 +207,7 @@ class TraceEngine:
         if not self._direct:
             with torch.no_grad():
                 self.input.copy_(self.network.encoder(self.observation))
-        if active is None or active.all():
-            self.kernels.forward(traces)
-            return
-        if isinstance(self.kernels, CompiledNetwork):
-            self.kernels.forward(traces, active)
-            return
-        keep = torch.from_numpy(~np.asarray(active, dtype=bool)).to(self.input.device)
-        tensors = self._stream_tensors()
-        saved = {name: t.movedim(self.stream_axis(name), 0)[keep].clone() for name, t in tensors.items()}
-        self.kernels.forward(traces)
-        for name, t in tensors.items():
-            t.movedim(self.stream_axis(name), 0)[keep] = saved[name]
+        self.kernels.forward(traces, None if active is None or active.all() else active)
 
     def backward(self, signal: Tensor | np.ndarray, grads: Sequence[Tensor], decay: float = 0.0) -> None:
         """Accumulate ``grads[k] <- decay * grads[k] + g_k`` from ``signal = dL_t/do_t`` (``[B, out]``),
@@ -243,35 +230,17 @@ class TraceEngine:
                         active: np.ndarray | None = None) -> None:
         """Per-stream ``g_b <- decay * g_b + grad_b`` into ``grads`` (from :meth:`stream_gradients`) for
         every stream (or those where ``active``), from ``signal`` ``[B, out]``."""
-        if isinstance(self.kernels, CompiledNetwork):
-            values = signal.detach().numpy() if isinstance(signal, Tensor) else signal
-            self.kernels.backward(values, grads, decay, active)
-            return
-        if self.backend.name == "torch" and not isinstance(signal, Tensor):
-            signal = torch.from_numpy(np.asarray(signal)).to(self.output.device)
-        elif self.backend.name == "numpy" and isinstance(signal, Tensor):
-            signal = signal.detach().numpy()
-        if active is None or active.all():
-            self.kernels.backward(signal, grads, decay)
-            return
-        keep = ~np.asarray(active, dtype=bool)
-        flat = grads[0]
-        rows = keep if isinstance(flat, np.ndarray) else torch.from_numpy(keep)
-        saved = flat[rows].copy() if isinstance(flat, np.ndarray) else flat[rows].clone()
-        self.kernels.backward(signal, grads, decay)
-        flat[rows] = saved
+        self.kernels.backward(self.kernels.native(signal), grads, decay,
+                              None if active is None or active.all() else active)
 
     def stream_gradients(self, flat: Tensor | np.ndarray) -> tuple[Any, ...]:
         """The backends' handle of a per-stream gradient buffer ``flat`` ``[B, P]`` (``P`` =
         :meth:`num_parameters`, the layout of :meth:`parameters`): ``(flat, offsets, constants' table)``,
         ``offsets`` ``[L + 2]`` the start of each layer's block, the readout's and the learned constants'.
-        ``flat`` is numpy for the numba and numpy backends, a tensor for torch."""
-        if self.backend.name != "torch" and isinstance(flat, Tensor):
-            flat = flat.detach().numpy()
-        elif self.backend.name == "torch" and not isinstance(flat, Tensor):
-            flat = torch.from_numpy(flat)
+        ``flat`` becomes the backend's array type (numpy for numba and numpy, a tensor for torch), sharing
+        its memory."""
         layout = self._layout
-        return flat, layout["offsets"], layout["table"]
+        return self.kernels.native(flat), layout["offsets"], layout["table"]
 
     def num_parameters(self) -> int:
         """Entries of one stream's gradient (every trainable parameter)."""
@@ -302,10 +271,7 @@ class TraceEngine:
             raise ValueError(f"episode_start has {mask.shape[0]} entries, expected {self.batch_size}")
         if not mask.any():
             return
-        if isinstance(self.kernels, ArrayNetwork) and self.backend.name == "torch":
-            self.kernels.reset(torch.from_numpy(mask).to(self.input.device))
-        else:
-            self.kernels.reset(mask)
+        self.kernels.reset(mask)
 
     # -------------------------------------------------------------------------- inspection
     @property
@@ -325,8 +291,9 @@ class TraceEngine:
                        for layer in self.layer_buffers)
         return NetworkState(states, self.output.clone())
 
-    def _stream_tensors(self) -> dict[str, Tensor]:
-        """Every per-stream buffer that carries information forward (axis of streams noted by name)."""
+    def state_tensors(self) -> dict[str, Tensor]:
+        """Every buffer that carries information forward (state, traces), by a stable name (the axis of
+        the streams in each: :meth:`stream_axis`)."""
         tensors: dict[str, Tensor] = {"correction": self.correction}
         for i, layer in enumerate(self.layer_buffers):
             for key in ("h", "spikes", "psi", "eps_x", "eps_f", "eps", "etrace"):
@@ -336,10 +303,6 @@ class TraceEngine:
             tensors["readout.o"] = self.readout_buffers["o"]
             tensors["readout.eps"] = self.readout_buffers["eps"]
         return tensors
-
-    def state_tensors(self) -> dict[str, Tensor]:
-        """Every buffer that carries information forward (state, traces), by a stable name."""
-        return self._stream_tensors()
 
     def load_state_tensors(self, saved: dict[str, Tensor]) -> None:
         """Copy :meth:`state_tensors` of another engine of this network (or of reflect 0.1's layout)."""

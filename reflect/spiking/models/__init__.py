@@ -4,14 +4,12 @@ Importing this package registers the built-in models; a new model is one module 
 :func:`register_neuron_model`, plus its import line here.
 """
 
-# isort: off  (registration order is the order the models are listed in)
+# each import registers its model (``reflect verify`` and error messages list them in this order)
 from reflect.spiking.models import (
     alif,  # noqa: F401
     cuba,  # noqa: F401
     lif,  # noqa: F401
 )
-
-# isort: on
 from reflect.spiking.models.registry import (
     NeuronModel,
     ParameterSpec,

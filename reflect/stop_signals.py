@@ -1,4 +1,6 @@
-"""Turn SIGINT / SIGTERM into a request to stop at the next tick boundary, for the length of a run."""
+"""Turn SIGINT / SIGTERM into a request to stop at the next step or tick boundary, and the exit status a
+stopped command returns: shared by training runs (:mod:`reflect.runs.trainer`) and control loops
+(:mod:`reflect.runtime.loop`)."""
 
 from __future__ import annotations
 
