@@ -13,7 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reflect.kernels.reflect_step import OK
+from reflect.learning.errors import non_finite_error
 from reflect.learning.heads import PolicyHead
+from reflect.learning.learner import Learner
 from reflect.spiking.network import SpikingNetwork
 from reflect.traces.engine import TraceEngine
 
@@ -26,14 +29,22 @@ class FrozenPolicy:
         head: the agent's action head.
         normalize: maps raw observations ``[B, obs_dim]`` to network inputs without updating statistics.
         batch_size: streams.
+        learner: the agent's learner; :meth:`act` then runs as its act with learning off (one compiled
+            call on the compiled backend, with the learner's observation statistics), else as
+            :meth:`outputs` followed by the head's sampling.
     """
 
     def __init__(self, actor: SpikingNetwork, head: PolicyHead,
-                 normalize: Callable[[np.ndarray], np.ndarray], batch_size: int = 1) -> None:
-        self.engine = TraceEngine(actor, batch_size)
+                 normalize: Callable[[np.ndarray], np.ndarray], batch_size: int = 1,
+                 learner: Learner | None = None) -> None:
+        self.engine = TraceEngine(actor, batch_size, backend=None if learner is None else learner.backend)
         self.head, self.normalize, self.batch_size = head, normalize, batch_size
-        self.inputs = torch.zeros(batch_size, actor.in_features)
+        dtype = next(actor.parameters()).dtype
+        self.inputs = torch.zeros(batch_size, actor.in_features, dtype=dtype)
         self._inputs_np = self.inputs.numpy()
+        self._raw: np.ndarray | None = None
+        if learner is not None:
+            self._raw, self._step = learner.policy_step(self.engine, head)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Zero the network state of all streams (or those where ``mask`` is true)."""
@@ -47,7 +58,13 @@ class FrozenPolicy:
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Environment actions ``[B]`` (or ``[B, A]`` in the ``Box`` bounds) for raw observations
         ``[B, obs_dim]``; the array is reused by the next call."""
-        return self.head.to_env(self.head.sample(self.outputs(obs).numpy(), deterministic))
+        if self._raw is None:
+            return self.head.to_env(self.head.sample(self.outputs(obs).numpy(), deterministic))
+        self._raw[...] = np.asarray(obs).reshape(self.batch_size, -1)
+        self.head.draw(deterministic)
+        if self._step(deterministic) != OK:
+            raise non_finite_error(self._raw, "observation")
+        return self.head.env_actions
 
     @property
     def spikes(self) -> list[Tensor]:

@@ -152,7 +152,8 @@ class SB3API:
         """
         array = np.asarray(observation, dtype=np.float64)
         single = array.ndim == 1
-        inputs = torch.as_tensor(self.normalize_observation(array), dtype=torch.float32)
+        dtype = next(self.actor.parameters()).dtype  # the network's precision, float64 kept for float64
+        inputs = torch.as_tensor(self.normalize_observation(array), dtype=dtype)
         start = (
             None if episode_start is None else torch.as_tensor(np.asarray(episode_start, dtype=bool)).view(-1)
         )
@@ -167,7 +168,7 @@ class SB3API:
     def policy(self, batch_size: int = 1) -> FrozenPolicy:
         """A frozen, inference-only copy of the actor's dynamics (shares the weights, not the state)."""
         head = self.head.spawn(self.seed + 2)  # shares the parameters, never the learner's random stream
-        return FrozenPolicy(self.actor, head, self.normalize_observation, batch_size)
+        return FrozenPolicy(self.actor, head, self.normalize_observation, batch_size, self.learner)
 
     def get_env(self) -> Any:
         """The environment streams (an SB3 VecEnv given to the constructor is returned as given)."""

@@ -163,6 +163,7 @@ def main() -> None:
         agent = Reflect("CartPole-v1", CONFIGS[name], seed=0)
         agent.learn(1_000)  # warm-up (and the first compilation of this configuration's kernels)
         agents[name] = agent
+    reflect_act_steps_per_second(agents["default"], 200)  # warm-up of the frozen policy's step
     learn: dict[str, list[float]] = {name: [] for name in names}
     act, reference = [], []
     for _ in range(args.repeats):

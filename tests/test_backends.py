@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from reflect.agents import FrozenPolicy
 from reflect.kernels import compiled_available
 from reflect.learning import CategoricalHead, GaussianHead, LearnerConfig, ReflectLearner
 from reflect.spiking import SpikingNetwork
@@ -158,3 +159,25 @@ def test_a_non_finite_trace_names_where_and_why(backend: str) -> None:
     message = r"non-finite eligibility trace in the actor in .*: readout weights already hold NaN or inf"
     with pytest.raises(FloatingPointError, match=message):
         learner.observe(np.ones(1), np.zeros(1, bool), np.zeros(1, bool), np.ones((1, 3)))
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", pytest.param("numba", marks=needs_numba)])
+def test_a_frozen_policy_runs_the_learners_act_with_learning_off(backend: str, head: str) -> None:
+    """``FrozenPolicy`` with the learner (its act, learning off: one compiled call on numba) takes the
+    same actions as the plain path (engine step, then the head), sampling or not, and refuses NaN."""
+    learner = _learner(backend, head, 2, **SHARED)
+    _run(learner, 20)
+    actor = learner.actor_engine.network
+    fused = FrozenPolicy(actor, learner.head.spawn(5), lambda x: x, 2, learner)
+    plain = FrozenPolicy(actor, learner.head.spawn(5), lambda x: x, 2)
+    assert fused.engine.backend.name == backend
+    rng = np.random.default_rng(3)
+    for t in range(40):
+        obs = rng.normal(size=(2, 3))
+        deterministic = t % 2 == 0
+        expected = np.array(plain.act(obs, deterministic), copy=True)
+        np.testing.assert_allclose(fused.act(obs, deterministic), expected, rtol=1e-6, atol=1e-6,
+                                   err_msg=f"step {t}")
+    with pytest.raises(FloatingPointError, match=r"observation has NaN or inf"):
+        fused.act(np.full((2, 3), np.nan))

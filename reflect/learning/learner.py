@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import importlib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -30,7 +30,9 @@ from reflect.kernels import learning_ops, reflect_step
 from reflect.kernels.compiler import bind, step_bundle
 from reflect.kernels.reflect_step import (
     ABS_DELTA,
+    ACTOR_INPUT,
     ACTOR_L1,
+    ACTOR_OUTPUT,
     ACTOR_STEP,
     ALL,
     BAD_ACTOR_TRACE,
@@ -41,8 +43,11 @@ from reflect.kernels.reflect_step import (
     CRITIC_STEP,
     DELTA,
     DONE,
+    FLAGS,
+    NUMBERS,
     OK,
     PENDING,
+    RAW,
     REWARD,
     STEPS,
     TERMINATED,
@@ -54,6 +59,7 @@ from reflect.learning.config import LearnerConfig
 from reflect.learning.errors import non_finite_error
 from reflect.learning.heads import PolicyHead
 from reflect.learning.trace_group import TraceGroup
+from reflect.registry import Registry
 from reflect.spiking.encoders import DirectEncoder
 from reflect.spiking.network import SpikingNetwork
 from reflect.traces.backends import BackendChoice, select_backend
@@ -129,29 +135,26 @@ class Learner(Protocol):
 
     def layer_names(self) -> list[str]: ...
 
+    def policy_step(self, engine: TraceEngine, head: PolicyHead) -> tuple[np.ndarray, Callable[[bool], int]]:
+        ...
 
-_LEARNERS: dict[str, type[ReflectLearner]] = {}
+
+_LEARNERS: Registry[type[ReflectLearner]] = Registry("learner")
 
 
 def register_learner(cls: type[ReflectLearner]) -> type[ReflectLearner]:
     """Register a learner class under its ``third_factor`` name; returns it."""
-    if cls.third_factor in _LEARNERS and _LEARNERS[cls.third_factor] is not cls:
-        raise ValueError(f"a learner named {cls.third_factor!r} is already registered")
-    _LEARNERS[cls.third_factor] = cls
-    return cls
+    return _LEARNERS.add(cls.third_factor, cls)
 
 
 def learner_names() -> tuple[str, ...]:
     """The registered learners' names (``learner.third_factor`` values)."""
-    return tuple(_LEARNERS)
+    return _LEARNERS.names()
 
 
 def learner_class(name: str) -> type[ReflectLearner]:
     """The learner registered as ``name``; raises ``ValueError`` listing the registered ones."""
-    try:
-        return _LEARNERS[name]
-    except KeyError:
-        raise ValueError(f"unknown learner {name!r}: choose one of {', '.join(learner_names())}") from None
+    return _LEARNERS.get(name)
 
 
 @functools.cache
@@ -306,6 +309,8 @@ class ReflectLearner:
             # one handle for every entry: a call from Python unboxes one pointer, not every buffer
             self._bundle = step_bundle(norm, actor, critic, head, actor_traces, critic_traces, self.io,
                                        self.settings, self.results, self._done_buffer)
+            self._steps = steps
+            self._shared_parts: tuple[Any, ...] = (norm, critic, actor_traces, critic_traces)
             # each entry is compiled (or loaded from numba's cache) on its first call, then called directly
             for attr, name, examples in (
                 ("_act_pending", "act_entry", (True, True)), ("_act_plain", "act_plain_entry", (True, True)),
@@ -316,6 +321,7 @@ class ReflectLearner:
         else:
             steps = interpreted_steps(self.template)
             norm_stage = array_ops.InputStage(self.normalizer)
+            self._steps, self._shared_parts = steps, (norm_stage,)
             parts = (self.actor_engine, critic_engine, self.head)
             self._act_pending = functools.partial(steps.act, norm_stage, *parts, critic_group, self.io)
             self._act_plain = self._act_pending
@@ -333,6 +339,39 @@ class ReflectLearner:
             setattr(self, attr, bound)
             return bound(*args)
         return first_call
+
+    def policy_step(self, engine: TraceEngine, head: PolicyHead) -> tuple[np.ndarray, Callable[[bool], int]]:
+        """A frozen policy's step for ``engine`` (another engine of this learner's actor, its own state)
+        and ``head`` (spawned from this learner's): the raw-observation buffer ``[B, obs_dim]`` to fill,
+        and ``step(deterministic)``, which normalises it with this learner's statistics (left
+        unchanged), steps ``engine`` without traces and samples into ``head.env_actions``; it returns a
+        status (``OK``, or ``BAD_OBSERVATION`` for NaN or inf). Call ``head.draw(deterministic)`` first.
+
+        It is the act of :mod:`reflect.kernels.reflect_step` with learning off, on the same backend as
+        this learner: one compiled call where the learner's steps are compiled (same code, nothing new
+        to compile)."""
+        batch = engine.batch_size
+        head.prepare(batch)
+        head.refresh()
+        io: list[np.ndarray] = [
+            np.zeros((a.shape[0], batch) if k in (NUMBERS, FLAGS) else (batch, *a.shape[1:]), dtype=a.dtype)
+            for k, a in enumerate(self.io)]
+        io[FLAGS][ALL] = True
+        compiled = self.compiled and engine.compiled is not None and isinstance(engine.network.encoder,
+                                                                                 DirectEncoder)
+        actor_input = engine.layer_buffers[0]["z"].numpy() if compiled else engine.observation_np
+        assert actor_input is not None and engine.output_np is not None  # CPU buffers (compiled or numpy)
+        io[ACTOR_INPUT], io[ACTOR_OUTPUT] = actor_input, engine.output_np
+        raw = io[RAW]
+        if compiled:
+            norm, critic, actor_traces, critic_traces = self._shared_parts
+            handle = step_bundle(norm, _net(engine), critic, head.compiled_handle(), actor_traces,
+                                 critic_traces, tuple(io), self.settings, np.zeros_like(self.results),
+                                 np.zeros(batch, dtype=bool))
+            bound = bind(self._steps.act_plain_entry, (handle,), (True, True))
+            return raw, functools.partial(bound, False)
+        parts = types.SimpleNamespace(norm=self._shared_parts[0], actor=engine, head=head, io=tuple(io))
+        return raw, functools.partial(self._steps.act_plain_entry, parts, False)
 
     # ------------------------------------------------------------------------------- freeze
     def freeze(self, deterministic: bool = True) -> None:

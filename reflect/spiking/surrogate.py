@@ -28,6 +28,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from reflect.registry import Registry
+
 
 @dataclass(frozen=True)
 class SurrogateFunction:
@@ -40,29 +42,22 @@ class SurrogateFunction:
     summary: str = ""
 
 
-_SURROGATES: dict[str, SurrogateFunction] = {}
+_SURROGATES: Registry[SurrogateFunction] = Registry("surrogate")
 
 
 def register_surrogate(function: SurrogateFunction) -> SurrogateFunction:
     """Add a surrogate to the registry (a second one of the same name is an error); returns it."""
-    if function.name in _SURROGATES and _SURROGATES[function.name] is not function:
-        raise ValueError(f"a surrogate named {function.name!r} is already registered")
-    _SURROGATES[function.name] = function
-    return function
+    return _SURROGATES.add(function.name, function)
 
 
 def surrogate_names() -> tuple[str, ...]:
     """Names of the registered surrogates."""
-    return tuple(_SURROGATES)
+    return _SURROGATES.names()
 
 
 def surrogate_function(name: str) -> SurrogateFunction:
     """The registered surrogate ``name``; raises ``ValueError`` listing the registered ones."""
-    try:
-        return _SURROGATES[name]
-    except KeyError:
-        choices = ", ".join(surrogate_names())
-        raise ValueError(f"unknown surrogate {name!r}: choose one of {choices}") from None
+    return _SURROGATES.get(name)
 
 
 def fast_sigmoid_derivative(u, k):

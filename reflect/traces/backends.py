@@ -29,6 +29,7 @@ import numpy as np
 
 from reflect.kernels.compiler import compiled_available, numba_version
 from reflect.kernels.network import MAX_PARAMS, MAX_STATES
+from reflect.registry import Registry
 from reflect.spiking.models import NeuronModel
 from reflect.traces.array_backend import ArrayNetwork
 from reflect.traces.compiled_backend import CompiledNetwork
@@ -126,24 +127,17 @@ def _refuse_large(spec: EngineSpec) -> str | None:
     return None
 
 
-BACKENDS: dict[str, Backend] = {}
+BACKENDS: Registry[Backend] = Registry("backend")
 
 
 def register_backend(backend: Backend, before: str | None = None) -> Backend:
     """Add ``backend`` to the choices, last in preference or just ahead of ``before``."""
-    if backend.name in BACKENDS:
-        raise ValueError(f"backend {backend.name!r} is already registered")
-    items = list(BACKENDS.items())
-    position = len(items) if before is None else [name for name, _ in items].index(before)
-    items.insert(position, (backend.name, backend))
-    BACKENDS.clear()
-    BACKENDS.update(items)
-    return backend
+    return BACKENDS.add(backend.name, backend, before)
 
 
 def backend_names() -> tuple[str, ...]:
     """The registered backends, in order of preference."""
-    return tuple(BACKENDS)
+    return BACKENDS.names()
 
 
 register_backend(Backend("numba", _refuse_numba, f"compiled loops (numba {numba_version()})",
@@ -160,7 +154,8 @@ def requested_backend() -> str | None:
     if not name:
         return None
     if name not in BACKENDS:
-        raise ValueError(f"REFLECT_BACKEND={name!r} is not a backend: choose one of {', '.join(BACKENDS)}")
+        raise ValueError(f"REFLECT_BACKEND={name!r} is not a backend: choose one of "
+                         f"{', '.join(backend_names())}")
     return name
 
 
@@ -168,15 +163,15 @@ def select_backend(specs: Sequence[EngineSpec], requested: str | None = None) ->
     """The first backend (``requested``, else ``REFLECT_BACKEND``, else numba, numpy, torch) that accepts
     every spec. A requested backend that refuses raises ``ValueError`` with its reason."""
     requested = requested if requested is not None else requested_backend()
-    if requested is not None and requested not in BACKENDS:
-        raise ValueError(f"unknown backend {requested!r}: choose one of {', '.join(BACKENDS)}")
+    if requested is not None:
+        BACKENDS.get(requested)  # an unknown name is an error that lists the backends
     refusals: list[tuple[str, str]] = []
-    order = [requested] if requested is not None else list(BACKENDS)
+    order = [requested] if requested is not None else list(backend_names())
     for name in order:
-        why = next((r for r in (BACKENDS[name].refuse(spec) for spec in specs) if r), None)
+        why = next((r for r in (BACKENDS.get(name).refuse(spec) for spec in specs) if r), None)
         if why is None:
             reason = "requested" if requested is not None else (
-                "the first backend that accepts this network" if refusals else BACKENDS[name].summary)
+                "the first backend that accepts this network" if refusals else BACKENDS.get(name).summary)
             choice = BackendChoice(name, reason, tuple(refusals))
             log.debug("backend: %s", choice.describe())
             return choice

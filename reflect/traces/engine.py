@@ -107,7 +107,7 @@ class TraceEngine:
         self._allocate()
         self.backend = backend if isinstance(backend, BackendChoice) else select_backend(
             [engine_spec(network)], backend)
-        self.kernels: NetworkKernels = BACKENDS[self.backend.name].build(self)
+        self.kernels: NetworkKernels = BACKENDS.get(self.backend.name).build(self)
         # the compiled network kernels, which a learner's compiled steps call (None on other backends)
         self.compiled = self.kernels if isinstance(self.kernels, CompiledNetwork) else None
         self._all = torch.ones(batch_size, dtype=torch.bool)

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from reflect.registry import Registry
+
 # a margin that keeps a projected constant strictly inside an open bound (a decay stays below 1)
 OPEN_BOUND_MARGIN = 1e-4
 
@@ -144,27 +146,19 @@ class NeuronModel:
         return self.parameter_names.index(self.parameter(name).name)
 
 
-_MODELS: dict[str, NeuronModel] = {}
+_MODELS: Registry[NeuronModel] = Registry("neuron model")
 
 
 def register_neuron_model(model: NeuronModel) -> NeuronModel:
     """Add ``model`` to the registry (a second model of the same name is an error); returns it."""
-    if model.name in _MODELS and _MODELS[model.name] is not model:
-        raise ValueError(f"a neuron model named {model.name!r} is already registered")
-    _MODELS[model.name] = model
-    return model
+    return _MODELS.add(model.name, model)
 
 
 def neuron_model(name: str) -> NeuronModel:
     """The registered model ``name``; raises ``ValueError`` listing the registered ones."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown neuron model {name!r}: choose one of {', '.join(neuron_model_names())}"
-        ) from None
+    return _MODELS.get(name)
 
 
 def neuron_model_names() -> tuple[str, ...]:
     """Names of the registered models, in registration order."""
-    return tuple(_MODELS)
+    return _MODELS.names()
