@@ -65,6 +65,25 @@ def test_backward_accumulates_with_decay() -> None:
         torch.testing.assert_close(d, 0.9 * o + f)
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_backward_into_separate_tensors_equals_the_flat_buffer(backend: str, batch: int) -> None:
+    """``zeros_like_gradients`` gives views of one buffer that ``backward`` fills in one pass (in place for
+    one stream); separately allocated tensors take the general path. Both give the same gradients."""
+    net, xs, targets = make_problem(5, batch=batch, hidden=(6, 5), recurrent=True, learn=("beta",))
+    engine = TraceEngine(net, batch, backend=backend)
+    flat = engine.zeros_like_gradients()
+    separate = [p.detach().new_zeros(p.shape) for p in engine.parameters()]
+    assert engine._flat_of(flat) is not None and engine._flat_of(separate) is None
+    for x, target in zip(xs, targets, strict=True):
+        out = engine.step(x)
+        engine.backward(out - target, flat, decay=0.7)
+        engine.backward(out - target, separate, decay=0.7)
+    for a, b in zip(flat, separate, strict=True):
+        assert float(b.abs().max()) > 0.0
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_parameter_updates_take_effect_next_step() -> None:
     """The engine reads parameters live: an in-place update changes the next output like autograd's."""
     net, xs, _ = make_problem(2, batch=1)

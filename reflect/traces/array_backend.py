@@ -2,9 +2,12 @@
 engine's buffers (``numpy``) or the torch tensors themselves (``torch``, any device).
 
 The math is the neuron model's registered formulas (:mod:`reflect.spiking.models`) and the surrogate's,
-called on ``[B, H]`` arrays instead of the compiled backend's scalars, with the same rules: element-wise
-math in float64, results rounded into the buffers' dtype. Currents ``y = z @ W`` are computed in the
-buffers' dtype (BLAS), then widened. The equations are those of :mod:`reflect.kernels.network`.
+called on ``[B, H]`` arrays instead of the compiled backend's scalars; the equations are those of
+:mod:`reflect.kernels.network`. Currents ``y = z @ W`` are computed in the buffers' dtype (BLAS).
+``numpy`` follows the compiled backend's rule for the rest (element-wise math in float64, results
+rounded into the buffers' dtype); ``torch``, the backend of large networks and other devices, computes
+in the buffers' dtype throughout, as PyTorch does (a float64 network in float64), and accumulates its
+outer products in place.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def _widen_numpy(x: Any) -> Any:
     return np.asarray(x, dtype=np.float64)
 
 
-def _widen_torch(x: Any) -> Any:
-    return x.to(torch.float64)
+def _same(x: Any) -> Any:
+    return x
 
 
 def _expand(d: Any) -> Any:
@@ -55,7 +58,7 @@ class ArrayNetwork:
 
     def __init__(self, engine: TraceEngine, library: str) -> None:
         view: Callable[[torch.Tensor], Any] = _numpy if library == "numpy" else _torch
-        self.widen: Callable[[Any], Any] = _widen_numpy if library == "numpy" else _widen_torch
+        self.widen: Callable[[Any], Any] = _widen_numpy if library == "numpy" else _same
         self.library = library
         self.engine = engine
         self.model = engine.model
@@ -187,9 +190,9 @@ class ArrayNetwork:
         flat, offsets, const_table = grads
         layers = len(self.layers)
         readout = self.readout
-        signal = widen(signal)
+        signal = widen(signal) if self.library == "numpy" else signal.to(flat.dtype)
         pre = widen(readout["eps"] if readout["decay"] > 0.0 else readout["z"])
-        _accumulate(flat, int(offsets[layers]), pre[:, :, None] * signal[:, None, :], decay)
+        _accumulate_outer(flat, int(offsets[layers]), pre, signal, decay)
         up = (1.0 - readout["decay"]) * (signal @ widen(readout["w"][: readout["in_features"]]).T)
         const_start = int(offsets[layers + 1])
         consts = flat[:, const_start:const_start + _table_width(const_table)]
@@ -208,10 +211,10 @@ class ArrayNetwork:
                     inv_c = 1.0 / widen(self.correction)[:, None]
                     post = sum((delta[s] * widen(layer["eps_f"][s]) for s in range(len(hp))),
                                start=0.0 * g_u) * inv_c
-                block = widen(layer["eps_x"])[:, :, None] * post[:, None, :]
+                _accumulate_outer(flat, int(offsets[index]), widen(layer["eps_x"]), post, decay)
             else:
                 block = sum((_expand(delta[s]) * widen(layer["eps"][s]) for s in range(len(hp))), start=0.0)
-            _accumulate(flat, int(offsets[index]), block, decay)
+                _accumulate(flat, int(offsets[index]), block, decay)
             for row in const_table:
                 if int(row[0]) != index:
                     continue
@@ -248,6 +251,18 @@ def _accumulate(flat: Any, start: int, value: Any, decay: float) -> None:
     value = value.reshape(value.shape[0], -1)
     block = flat[:, start:start + value.shape[1]]
     block[...] = value if decay == 0.0 else decay * block + value
+
+
+def _accumulate_outer(flat: Any, start: int, pre: Any, post: Any, decay: float) -> None:
+    """``G_b <- decay * G_b + pre_b (outer) post_b`` for the blocks ``G_b`` ``[R, H]`` stored row-major in
+    ``flat[b, start:]`` (``pre`` ``[B, R]``, ``post`` ``[B, H]``; ``decay == 0`` overwrites). torch does
+    it in place in one pass."""
+    if isinstance(flat, torch.Tensor):
+        batch, rows, cols = pre.shape[0], pre.shape[1], post.shape[1]
+        block = flat[:, start:start + rows * cols].view(batch, rows, cols)
+        block.baddbmm_(pre.to(flat.dtype)[:, :, None], post.to(flat.dtype)[:, None, :], beta=decay)
+        return
+    _accumulate(flat, start, pre[:, :, None] * post[:, None, :], decay)
 
 
 def _table_width(table: Any) -> int:

@@ -216,15 +216,35 @@ class TraceEngine:
         ``grads`` is laid out as :meth:`zeros_like_gradients` (one tensor per packed layer, then the
         learned constants of each layer, then the readout). ``decay = 0`` overwrites.
         """
+        flat = self._flat_of(grads)
+        if flat is not None and self.batch_size == 1:  # the streams' sum is the one stream: write in place
+            self.stream_backward(signal, self.stream_gradients(flat.view(1, -1)), decay)
+            return
         if self._scratch is None:
             self._scratch = self.output.new_zeros(self.batch_size, self._layout["size"])
         self.stream_backward(signal, self.stream_gradients(self._scratch), 0.0)
-        for grad, part in zip(grads, self._split(self._scratch), strict=True):
+        pairs = [(flat, self._scratch)] if flat is not None else list(
+            zip(grads, self._split(self._scratch), strict=True))
+        for grad, part in pairs:
             total = part.sum(0).reshape(grad.shape)
             if decay == 0.0:
                 grad.copy_(total)
             else:
                 grad.mul_(decay).add_(total)
+
+    def _flat_of(self, grads: Sequence[Tensor]) -> Tensor | None:
+        """The one flat ``[P]`` buffer ``grads`` are consecutive views of (as
+        :meth:`zeros_like_gradients` makes them), or ``None``."""
+        base = grads[0]._base if grads else None
+        if (base is None or base.dim() != 1 or base.numel() != self._layout["size"]
+                or not base.is_contiguous()):
+            return None
+        offset = base.storage_offset()
+        for grad in grads:
+            if grad._base is not base or not grad.is_contiguous() or grad.storage_offset() != offset:
+                return None
+            offset += grad.numel()
+        return base
 
     def stream_backward(self, signal: Tensor | np.ndarray, grads: tuple[Any, ...], decay: float,
                         active: np.ndarray | None = None) -> None:
@@ -247,8 +267,12 @@ class TraceEngine:
         return int(self._layout["size"])
 
     def zeros_like_gradients(self) -> list[Tensor]:
-        """Fresh zero gradient buffers in the layout :meth:`backward` expects."""
-        return [t.new_zeros(t.shape) for t in self.parameters()]
+        """Fresh zero gradient buffers in the layout :meth:`backward` expects: views of one flat buffer,
+        which :meth:`backward` then updates in one pass (for one stream, in place)."""
+        params = self.parameters()
+        flat = params[0].new_zeros(self._layout["size"])
+        return [part.view(p.shape) for part, p in zip(torch.split(flat, [p.numel() for p in params]), params,
+                                                        strict=True)]
 
     def gradients(self, signal: Tensor) -> dict[str, Tensor]:
         """Gradients of this step's loss, ``{name: tensor}`` for ``network.named_parameters()``."""
