@@ -7,6 +7,7 @@ actions and make the same weight changes on every backend, and refuse bad data b
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,17 @@ from reflect.traces import backends
 from reflect.traces.backends import select_backend
 from reflect.traces.engine import engine_spec
 
-needs_numba = pytest.mark.skipif(not compiled_available(), reason="numba is not installed")
+# Tests that run a learner on numba skip when it is missing or switched off (``REFLECT_COMPILED=0``).
+NUMBA_RUNS = compiled_available() and (
+    os.environ.get("REFLECT_COMPILED", "").strip().lower() not in backends._OFF)
+needs_numba = pytest.mark.skipif(not NUMBA_RUNS, reason="numba is not installed or REFLECT_COMPILED=0")
 
 
 def _spec(hidden: int = 8) -> Any:
     return engine_spec(SpikingNetwork(3, 2, (hidden,)))
 
 
-@needs_numba
+@pytest.mark.skipif(not compiled_available(), reason="numba is not installed")
 def test_the_compiled_backend_is_chosen_first_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REFLECT_BACKEND", raising=False)
     monkeypatch.delenv("REFLECT_COMPILED", raising=False)
@@ -111,7 +115,7 @@ BACKEND_CASES = [("categorical", 1, "td"), ("categorical", 3, "td"), ("gaussian"
 @pytest.mark.parametrize(("head", "streams", "third_factor"), BACKEND_CASES)
 def test_every_backend_runs_the_same_reflect_step(head: str, streams: int, third_factor: str) -> None:
     """Over 150 steps with episode ends, float64 networks: identical actions, weights to 1e-9."""
-    names = ["numpy", "torch"] + (["numba"] if compiled_available() else [])
+    names = ["numpy", "torch"] + (["numba"] if NUMBA_RUNS else [])
     runs = {}
     for name in names:
         learner = _learner(name, head, streams, third_factor, **SHARED)
