@@ -4,8 +4,8 @@ For a 4 -> H -> H -> 2 LIF network (H = 128, 512, 2048) it measures, in microsec
 
 * ``forward``         - inference only (``engine.step(obs, traces=False)``, the backend chosen by default),
 * ``pp-prop``         - forward + pp-prop traces + gradients of every parameter on the backend chosen by
-                        default (:func:`reflect.traces.select_backend`: ``numba`` where it is installed and
-                        every weight matrix has at most 65,536 entries, else ``numpy`` up to that size, else
+                        default (:func:`reflect.traces.select_backend`: ``numba`` where it is installed,
+                        else ``numpy`` while every weight matrix has at most 65,536 entries, else
                         ``torch``),
 * ``pp-numpy``        - the same on the ``numpy`` backend (``TraceEngine(..., backend="numpy")``),
 * ``pp-torch``        - the same on the ``torch`` backend (``backend="torch"``),
@@ -15,9 +15,9 @@ For a 4 -> H -> H -> 2 LIF network (H = 128, 512, 2048) it measures, in microsec
 and prints each one's median and p99 over all timed steps (several repeats, interleaved variant by
 variant, so one noisy stretch on a shared machine cannot decide the result) and its ratio to the
 reference measured in the same run. Before each size's rows it prints which backend the default choice
-took and why (``engine.backend.describe()``). The ``numba`` and ``numpy`` backends refuse a weight matrix
-above 65,536 entries (H = 512 and up here: the hidden matrix is H x (H + 1)); a variant that requests
-a backend which refuses the network is skipped with a note.
+took and why (``engine.backend.describe()``). The ``numpy`` backend refuses a weight matrix above
+65,536 entries (H = 512 and up here: the hidden matrix is H x (H + 1)); a variant that requests a backend
+which refuses the network is skipped with a note.
 
     python benchmarks/trace_step.py                 # all sizes
     python benchmarks/trace_step.py --hidden 128    # just the default network

@@ -4,7 +4,7 @@
 (:class:`PolicyModule`): the observation statistics, the actor's weights and neuron constants, and the
 action head's constants, all as buffers. Its arithmetic is the project's own formulas, called on tensors:
 the normaliser (:mod:`reflect.formulas.normalize`), the neuron model's ``reset``/``step``/``excess``
-(:mod:`reflect.spiking.models`), the leaky readout (:mod:`reflect.formulas.readout`) and the Gaussian
+(:mod:`reflect.spiking.models`), the leaky readout (:mod:`reflect.formulas.leaky`) and the Gaussian
 squash (:mod:`reflect.formulas.gaussian`). It is exportable to ONNX as it is and to TorchScript by tracing
 its layers (:mod:`reflect.export.torchscript`)::
 
@@ -35,8 +35,8 @@ from torch import Tensor, nn
 
 from reflect import __version__
 from reflect.formulas.gaussian import SQUASH_CODES, squash
+from reflect.formulas.leaky import leaky_integrate
 from reflect.formulas.normalize import normalize
-from reflect.formulas.readout import leaky_integrate
 
 EXPORT_FORMAT = "reflect-exported-policy"
 EXPORT_FORMAT_VERSION = 1

@@ -2,7 +2,7 @@
 torch tensors and scalars inside compiled kernels. This package imports nothing from the rest of
 reflect: every layer above may use it.
 
-* :mod:`~reflect.formulas.readout` - the leaky-integrator readout;
+* :mod:`~reflect.formulas.leaky` - the leaky integrator (readout and membranes);
 * :mod:`~reflect.formulas.obgd` - the overshoot-bounded step size;
 * :mod:`~reflect.formulas.td` - the third factor (TD error, reward baseline) and the entropy weight;
 * :mod:`~reflect.formulas.gaussian` - the squashed Gaussian policy head;

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reflect.formulas.readout import leaky_integrate
+from reflect.formulas.leaky import leaky_integrate
 from reflect.kernels.specialize import placeholder
 
 TEMPLATE = (
@@ -49,7 +49,8 @@ TEMPLATE = (
 )
 
 INLINE = ("load_state", "load_state4", "load_constants", "constant", "layer_forward", "readout_forward",
-          "accumulate_outer", "times_transposed")
+          "accumulate_outer")
+REASSOCIATE = ("times_transposed",)  # a sum over a weight row per neuron: vectorised
 MAX_STATES = 4
 MAX_PARAMS = 6
 PP_PROP, D_RTRL = 0, 1

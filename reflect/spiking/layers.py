@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from reflect.formulas.readout import leaky_integrate
+from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.models import NeuronModel, neuron_model, neuron_model_names
 from reflect.spiking.neurons import neuron_step, state_type
 from reflect.spiking.surrogate import Surrogate, check_surrogate

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from torch import Tensor
 
-from reflect.formulas.readout import leaky_integrate
+from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.models import neuron_model
 from reflect.spiking.models.alif import ALIF
 from reflect.spiking.models.lif import LIF

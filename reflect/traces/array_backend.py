@@ -3,11 +3,12 @@ engine's buffers (``numpy``) or the torch tensors themselves (``torch``, any dev
 
 The math is the neuron model's registered formulas (:mod:`reflect.spiking.models`) and the surrogate's,
 called on ``[B, H]`` arrays instead of the compiled backend's scalars; the equations are those of
-:mod:`reflect.kernels.network`. Currents ``y = z @ W`` are computed in the buffers' dtype (BLAS).
+:mod:`reflect.kernels.network`. Currents ``y = z @ W``, the learning signals sent down ``g @ W^T`` and
+the outer products of the weight gradients are computed in the buffers' dtype (BLAS).
 ``numpy`` follows the compiled backend's rule for the rest (element-wise math in float64, results
-rounded into the buffers' dtype); ``torch``, the backend of large networks and other devices, computes
-in the buffers' dtype throughout, as PyTorch does (a float64 network in float64), and accumulates its
-outer products in place.
+rounded into the buffers' dtype); ``torch``, the backend of other devices (and of large networks
+where numba is missing), computes in the buffers' dtype throughout, as PyTorch does (a float64 network
+in float64).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from reflect.formulas.readout import leaky_integrate
+from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.surrogate import surrogate_function
 
 if TYPE_CHECKING:
@@ -156,7 +157,8 @@ class ArrayNetwork:
         if self.algorithm == PP_PROP:
             alpha_x = layer["alpha_x"]
             if alpha_x is None:  # follow the model's decay constant (it may be learned)
-                alpha_x = float(layer["consts"][layer["decay_index"]].mean())
+                constant = layer["consts"][layer["decay_index"]]
+                alpha_x = float(constant.mean() if constant.ndim and len(constant) > 1 else constant.sum())
             layer["eps_x"][...] = alpha_x * widen(layer["eps_x"]) + widen(layer["z"])
             if self.alpha_f > 0.0:
                 eps_f = layer["eps_f"]
@@ -193,7 +195,7 @@ class ArrayNetwork:
         signal = widen(signal) if self.library == "numpy" else signal.to(flat.dtype)
         pre = widen(readout["eps"] if readout["decay"] > 0.0 else readout["z"])
         _accumulate_outer(flat, int(offsets[layers]), pre, signal, decay)
-        up = (1.0 - readout["decay"]) * (signal @ widen(readout["w"][: readout["in_features"]]).T)
+        up = (1.0 - readout["decay"]) * self._times_transposed(signal, readout["w"][: readout["in_features"]])
         const_start = int(offsets[layers + 1])
         consts = flat[:, const_start:const_start + _table_width(const_table)]
         consts[...] = 0.0 if decay == 0.0 else decay * widen(consts)
@@ -227,7 +229,13 @@ class ArrayNetwork:
                 else:
                     flat[:, column] += g.sum(axis=1)
             if index > 0:
-                up = weighted @ widen(layer["w"][: layer["in_features"]]).T
+                up = self._times_transposed(weighted, layer["w"][: layer["in_features"]])
+
+    def _times_transposed(self, vector: Any, w: Any) -> Any:
+        """``vector @ w.T`` (``[B, H] x [R, H]^T``) in the weights' dtype (BLAS), as the compiled backend
+        computes it, widened for the element-wise math that follows."""
+        cast = vector.astype(w.dtype, copy=False) if self.library == "numpy" else vector.to(w.dtype)
+        return self.widen(cast @ w.T)
 
     # -------------------------------------------------------------------------------------- reset
     def reset(self, done: np.ndarray) -> None:
@@ -255,14 +263,20 @@ def _accumulate(flat: Any, start: int, value: Any, decay: float) -> None:
 
 def _accumulate_outer(flat: Any, start: int, pre: Any, post: Any, decay: float) -> None:
     """``G_b <- decay * G_b + pre_b (outer) post_b`` for the blocks ``G_b`` ``[R, H]`` stored row-major in
-    ``flat[b, start:]`` (``pre`` ``[B, R]``, ``post`` ``[B, H]``; ``decay == 0`` overwrites). torch does
-    it in place in one pass."""
+    ``flat[b, start:]`` (``pre`` ``[B, R]``, ``post`` ``[B, H]``; ``decay == 0`` overwrites), in place and
+    in the buffer's dtype, as the compiled backend computes it (torch: one batched BLAS call)."""
+    batch, rows, cols = pre.shape[0], pre.shape[1], post.shape[1]
     if isinstance(flat, torch.Tensor):
-        batch, rows, cols = pre.shape[0], pre.shape[1], post.shape[1]
         block = flat[:, start:start + rows * cols].view(batch, rows, cols)
         block.baddbmm_(pre.to(flat.dtype)[:, :, None], post.to(flat.dtype)[:, None, :], beta=decay)
         return
-    _accumulate(flat, start, pre[:, :, None] * post[:, None, :], decay)
+    block = flat[:, start:start + rows * cols].reshape(batch, rows, cols)  # a view: the slice is contiguous
+    outer = pre.astype(flat.dtype, copy=False)[:, :, None] * post.astype(flat.dtype, copy=False)[:, None, :]
+    if decay == 0.0:
+        block[...] = outer
+    else:
+        block *= flat.dtype.type(decay)
+        block += outer
 
 
 def _table_width(table: Any) -> int:

@@ -6,8 +6,8 @@ a ``refuse`` test and a ``build`` function that returns the engine's network ker
 (:class:`NetworkKernels`); the built-in ones:
 
 * ``numba`` - compiled loops (:mod:`reflect.kernels`), specialised per neuron model and surrogate, the
-  whole REFLECT act and observe as one call each; CPU, up to ``SMALL_NETWORK_WEIGHTS`` per matrix;
-* ``numpy`` - whole-array numpy on views of the same buffers; CPU, same size limit;
+  whole REFLECT act and observe as one call each; CPU, any size;
+* ``numpy`` - whole-array numpy on views of the same buffers; CPU, up to ``NUMPY_MAX_WEIGHTS`` per matrix;
 * ``torch`` - whole-array torch on the buffers themselves; any size and device.
 
 :func:`select_backend` asks each backend in turn (a requested one first) whether it can run the
@@ -37,9 +37,9 @@ from reflect.traces.compiled_backend import CompiledNetwork
 if TYPE_CHECKING:
     from reflect.traces.engine import TraceEngine
 
-# above this many weights in one matrix torch's BLAS kernels beat per-element loops and numpy
-# (measured: the loops win at 4-128-128-2, torch at 4-512-512-2; benchmarks/trace_step.py)
-SMALL_NETWORK_WEIGHTS = 65_536
+# above this many weights in one matrix torch beats numpy (the compiled loops beat both at every size
+# measured, up to 4-2048-2048-2: benchmarks/trace_step.py)
+NUMPY_MAX_WEIGHTS = 65_536
 _OFF = {"0", "false", "no", "off"}
 log = logging.getLogger("reflect.backends")
 
@@ -111,19 +111,15 @@ def _refuse_numba(spec: EngineSpec) -> str | None:
         return (f"neuron model {spec.model.name!r} has {spec.model.num_states} states and "
                 f"{len(spec.model.parameters)} constants; the compiled kernels take up to {MAX_STATES} and "
                 f"{MAX_PARAMS}")
-    return _refuse_large(spec)
+    return None
 
 
 def _refuse_numpy(spec: EngineSpec) -> str | None:
     if spec.device != "cpu":
         return f"the network is on {spec.device}, numpy runs on the CPU"
-    return _refuse_large(spec)
-
-
-def _refuse_large(spec: EngineSpec) -> str | None:
-    if spec.largest_matrix > SMALL_NETWORK_WEIGHTS:
-        return (f"a weight matrix has {spec.largest_matrix:,} entries, above {SMALL_NETWORK_WEIGHTS:,}, "
-                "where torch's BLAS kernels are faster")
+    if spec.largest_matrix > NUMPY_MAX_WEIGHTS:
+        return (f"a weight matrix has {spec.largest_matrix:,} entries, above {NUMPY_MAX_WEIGHTS:,}, "
+                "where torch's whole-array kernels are faster than numpy's")
     return None
 
 

@@ -19,6 +19,7 @@ Jacobians (``psi = sigma'(u)``; bracketed terms only when the reset is part of t
 
 from __future__ import annotations
 
+from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.models.registry import NeuronModel, ParameterSpec, register_neuron_model
 
 
@@ -28,8 +29,7 @@ def reset(h, s, p):
 
 
 def step(h, s, r, y, p):
-    beta, rho = p[0], p[2]
-    return (beta * (h[0] - r) + (1.0 - beta) * y, rho * h[1] + s)
+    return (leaky_integrate(h[0] - r, y, p[0]), p[2] * h[1] + s)
 
 
 def excess(h, p):

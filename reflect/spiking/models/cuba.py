@@ -18,6 +18,7 @@ memoryless membrane and a detached reset. Jacobians (bracketed: only with the re
 
 from __future__ import annotations
 
+from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.models.registry import NeuronModel, ParameterSpec, register_neuron_model
 
 
@@ -28,9 +29,8 @@ def reset(h, s, p):
 
 def step(h, s, r, y, p):
     i, v = h
-    alpha, beta = p[0], p[1]
-    current = alpha * i + y
-    return (current, beta * (v - r) + (1.0 - beta) * current)
+    current = p[0] * i + y
+    return (current, leaky_integrate(v - r, current, p[1]))
 
 
 def excess(h, p):

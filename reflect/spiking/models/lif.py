@@ -16,6 +16,7 @@ The reset subtracts the threshold the neuron crossed, so charge above it is kept
 
 from __future__ import annotations
 
+from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.models.registry import NeuronModel, ParameterSpec, register_neuron_model
 
 
@@ -25,8 +26,7 @@ def reset(h, s, p):
 
 
 def step(h, s, r, y, p):
-    beta = p[0]
-    return (beta * (h[0] - r) + (1.0 - beta) * y,)
+    return (leaky_integrate(h[0] - r, y, p[0]),)
 
 
 def excess(h, p):
