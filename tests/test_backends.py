@@ -8,6 +8,7 @@ actions and make the same weight changes on every backend, and refuse bad data b
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 
 from reflect.agents import FrozenPolicy
 from reflect.kernels import compiled_available
-from reflect.learning import CategoricalHead, GaussianHead, LearnerConfig, ReflectLearner
+from reflect.learning import CategoricalHead, GaussianHead, LearnerConfig, ReflectLearner, compile_steps
 from reflect.spiking import SpikingNetwork
 from reflect.traces import backends
 from reflect.traces.backends import select_backend
@@ -188,3 +189,35 @@ def test_a_frozen_policy_runs_the_learners_act_with_learning_off(backend: str, h
                                    err_msg=f"step {t}")
     with pytest.raises(FloatingPointError, match=r"observation has NaN or inf"):
         fused.act(np.full((2, 3), np.nan))
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
+def test_compile_binds_every_step_before_the_first_call_and_changes_nothing(backend: str) -> None:
+    """``learner.compile()`` leaves no step to compile at its first call; the run is the lazy one's."""
+    eager, lazy = _learner(backend, "categorical", 2, **SHARED), _learner(backend, "categorical", 2, **SHARED)
+    assert eager.compile() >= 0.0
+    assert eager._unbound == {}
+    if backend == "numba":
+        assert lazy._unbound, "the compiled steps should be bound at their first call"
+    for got, expected in zip(_run(eager, 30), _run(lazy, 30), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert eager.compile() < 0.5  # nothing left to do
+
+
+class _SlowCompile:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.backend = backends.BackendChoice("numba", "test")
+
+    def compile(self) -> float:
+        time.sleep(self.seconds)
+        return self.seconds
+
+
+def test_a_long_compile_says_what_the_wait_is(capsys: pytest.CaptureFixture[str]) -> None:
+    assert compile_steps(_SlowCompile(0.3), notice_after=0.05) == 0.3  # type: ignore[arg-type]
+    assert "compiling the numba kernels for this network" in capsys.readouterr().err
+    compile_steps(_SlowCompile(0.0), notice_after=0.05)  # type: ignore[arg-type]
+    compile_steps(_SlowCompile(0.3), verbose=0, notice_after=0.05)  # type: ignore[arg-type]
+    time.sleep(0.1)
+    assert capsys.readouterr().err == ""

@@ -13,6 +13,7 @@ from reflect.learning.learner import (
     Learner,
     LearnerStats,
     ReflectLearner,
+    compile_steps,
     learner_class,
     learner_names,
     make_learner,
@@ -28,6 +29,7 @@ THIRD_FACTORS = learner_names()
 
 __all__ = [
     "THIRD_FACTORS", "ActorCriticLearner", "CategoricalHead", "GaussianHead", "Learner", "LearnerConfig",
-    "LearnerStats", "PolicyHead", "ReflectLearner", "RewardBaselineLearner", "TraceGroup", "learner_class",
+    "LearnerStats", "PolicyHead", "ReflectLearner", "RewardBaselineLearner", "TraceGroup", "compile_steps",
+    "learner_class",
     "learner_names", "make_learner", "obgd_step_size", "obgd_step_sizes", "register_learner",
 ]

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
+import threading
+import time
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
@@ -123,6 +126,8 @@ class Learner(Protocol):
 
     def unfreeze(self) -> None: ...
 
+    def compile(self) -> float: ...
+
     def reset_state(self) -> None: ...
 
     def state_dict(self) -> dict[str, Any]: ...
@@ -137,6 +142,21 @@ class Learner(Protocol):
 
     def policy_step(self, engine: TraceEngine, head: PolicyHead) -> tuple[np.ndarray, Callable[[bool], int]]:
         ...
+
+
+def compile_steps(learner: Learner, verbose: int = 1, notice_after: float = 2.0) -> float:
+    """``learner.compile()``, for a timed run (``reflect train``: ``steps_per_second`` then counts learning
+    only) or before a control loop's first tick; when it takes longer than ``notice_after`` seconds (numba
+    compiling a new combination) a line on stderr says what the wait is. Returns the seconds taken."""
+    notice = threading.Timer(notice_after, lambda: print(
+        f"compiling the {learner.backend.name} kernels for this network (once: later runs load them from "
+        "the cache) ...", file=sys.stderr, flush=True))
+    if verbose:
+        notice.start()
+    try:
+        return learner.compile()
+    finally:
+        notice.cancel()
 
 
 _LEARNERS: Registry[type[ReflectLearner]] = Registry("learner")
@@ -298,6 +318,7 @@ class ReflectLearner:
         """Bind the act and observe of this learner's backend to its buffers."""
         critic_engine = self.critic_engine or self.actor_engine
         critic_group = self.critic or self.actor
+        self._unbound: dict[str, tuple[Any, tuple[Any, ...]]] = {}  # compiled entries not bound yet
         if self.compiled:
             steps = compiled_steps(self.template, self.head.compiled_template, self.actor_engine.model.name,
                                    self.actor_engine.surrogate.name)
@@ -311,7 +332,8 @@ class ReflectLearner:
                                        self.settings, self.results, self._done_buffer)
             self._steps = steps
             self._shared_parts: tuple[Any, ...] = (norm, critic, actor_traces, critic_traces)
-            # each entry is compiled (or loaded from numba's cache) on its first call, then called directly
+            # each entry is compiled (or loaded from numba's cache) on its first call or by compile(), then
+            # called directly
             for attr, name, examples in (
                 ("_act_pending", "act_entry", (True, True)), ("_act_plain", "act_plain_entry", (True, True)),
                 ("_observe", "observe_entry", ()), ("_observe_one", "observe_one_entry", (1.0, True, True)),
@@ -331,14 +353,30 @@ class ReflectLearner:
             self._reset = functools.partial(steps.reset_streams, self.actor_engine, critic_engine, self.actor,
                                             critic_group, self.io, self._done_buffer)
 
+    def compile(self) -> float:
+        """Compile every step of this learner now (or load it from numba's disk cache) rather than at its
+        first call, so that no timed step and no control-loop tick pays for it; returns the seconds taken
+        (about 30 s for a new combination of learner, head, neuron model and surrogate, well under a
+        second from the cache, 0 on the array backends)."""
+        start = time.perf_counter()
+        for attr in list(self._unbound):
+            self._bind_entry(attr)
+        return time.perf_counter() - start
+
     def _lazy_entry(self, attr: str, kernel: Any, examples: tuple[Any, ...]) -> Any:
         """A callable that binds ``kernel`` to this learner's bundle at its first call and puts the bound
         call in ``self.<attr>`` (later calls skip this wrapper)."""
+        self._unbound[attr] = (kernel, examples)
+
         def first_call(*args: Any) -> Any:
-            bound = bind(kernel, (self._bundle,), examples)
-            setattr(self, attr, bound)
-            return bound(*args)
+            return self._bind_entry(attr)(*args)
         return first_call
+
+    def _bind_entry(self, attr: str) -> Any:
+        kernel, examples = self._unbound.pop(attr)
+        bound = bind(kernel, (self._bundle,), examples)
+        setattr(self, attr, bound)
+        return bound
 
     def policy_step(self, engine: TraceEngine, head: PolicyHead) -> tuple[np.ndarray, Callable[[bool], int]]:
         """A frozen policy's step for ``engine`` (another engine of this learner's actor, its own state)

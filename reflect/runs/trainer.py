@@ -42,6 +42,7 @@ from reflect.agents.reflect_agent import AGENT_NAME, Reflect
 from reflect.atomic_files import remove_stale_temp_files, write_bytes_atomic, write_text_atomic
 from reflect.config import to_dict
 from reflect.envs import make_single_env
+from reflect.learning import compile_steps
 from reflect.runs.callbacks import (
     CheckpointCallback,
     EpisodeCsvCallback,
@@ -383,6 +384,7 @@ def train(
     save_failure: RunSaveError | None = None
     saved: Path | None = None
     learn_seconds = 0.0
+    compile_steps(agent.learner, verbose)
     learn_start = time.perf_counter()
     try:
         with quiet_tensorboard_threads():

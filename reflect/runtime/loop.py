@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from reflect.learning import compile_steps
 from reflect.runtime.checkpointing import CheckpointSchedule
 from reflect.runtime.clock import Clock, RealClock
 from reflect.runtime.latency import DEFAULT_CAPACITY, LatencyRecorder
@@ -252,6 +253,8 @@ class ControlLoop:
                 agent.unfreeze()
         else:
             agent.freeze(self.deterministic)
+        if learner is not None and hasattr(learner, "compile"):
+            compile_steps(learner)  # the first tick must not wait for numba
         self.stop_reason = None
         self.episodes = []
         self.recorder.clear()
