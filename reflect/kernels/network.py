@@ -44,12 +44,12 @@ from reflect.kernels.specialize import placeholder
 
 TEMPLATE = (
     "load_state", "load_state4", "load_constants", "constant", "layer_forward", "network_forward",
-    "readout_forward", "accumulate_outer", "times_transposed", "network_backward", "network_reset",
-    "forward_entry",
+    "readout_forward", "currents", "accumulate_outer", "times_transposed", "network_backward",
+    "network_reset", "forward_entry",
 )
 
 INLINE = ("load_state", "load_state4", "load_constants", "constant", "layer_forward", "readout_forward",
-          "accumulate_outer")
+          "currents", "accumulate_outer")
 REASSOCIATE = ("times_transposed",)  # a sum over a weight row per neuron: vectorised
 MAX_STATES = 4
 MAX_PARAMS = 6
@@ -117,6 +117,27 @@ def load_constants(c, j):
             constant(c[5], j))
 
 
+def currents(z, w, y):
+    """``y = z @ w`` for one stream (``z`` ``[R]``, ``w`` ``[R, H]``, ``y`` ``[H]`` float64), skipping the
+    inputs that are 0 (most of a spiking layer's); one output (a value, a one-dimensional action) runs as
+    one flat loop (see :func:`accumulate_outer`)."""
+    if y.shape[0] == 1:
+        total = 0.0
+        for r in range(z.shape[0]):
+            zr = np.float64(z[r])
+            if zr != 0.0:
+                total += zr * np.float64(w[r, 0])
+        y[0] = total
+        return
+    for j in range(y.shape[0]):
+        y[j] = 0.0
+    for r in range(z.shape[0]):
+        zr = np.float64(z[r])
+        if zr != 0.0:
+            for j in range(y.shape[0]):
+                y[j] += zr * np.float64(w[r, j])
+
+
 def layer_forward(net, layer, traces, active):
     """One step of hidden layer ``layer`` for the streams where ``active``."""
     z, w, h, psi = net[ZS][layer], net[WS][layer], net[HS][layer], net[PSIS][layer]
@@ -144,13 +165,7 @@ def layer_forward(net, layer, traces, active):
         if recurrent:
             for j in range(hidden):
                 z[b, n_in + j] = spikes[b, j]
-        for j in range(hidden):
-            y[b, j] = 0.0
-        for r in range(rows):
-            zr = np.float64(z[b, r])
-            if zr != 0.0:
-                for j in range(hidden):
-                    y[b, j] += zr * np.float64(w[r, j])
+        currents(z[b], w, y[b])
         for j in range(hidden):
             hp = load_state(h, b, j)
             p = load_constants(consts, j)
@@ -220,21 +235,7 @@ def readout_forward(net, traces, active):
     for b in range(batch):
         if not active[b]:
             continue
-        if outputs == 1:  # a value or a one-dimensional action: one flat loop (see accumulate_outer)
-            total = 0.0
-            for r in range(rows):
-                zr = np.float64(z[b, r])
-                if zr != 0.0:
-                    total += zr * np.float64(w_o[r, 0])
-            y_o[b, 0] = total
-        else:
-            for k in range(outputs):
-                y_o[b, k] = 0.0
-            for r in range(rows):
-                zr = np.float64(z[b, r])
-                if zr != 0.0:
-                    for k in range(outputs):
-                        y_o[b, k] += zr * np.float64(w_o[r, k])
+        currents(z[b], w_o, y_o[b])
         for k in range(outputs):
             o[b, k] = leaky_integrate(np.float64(o[b, k]), y_o[b, k], decay) if decay > 0.0 else y_o[b, k]
         if traces and decay > 0.0:
