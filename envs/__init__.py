@@ -4,6 +4,8 @@ Build streams with :func:`make_env` (a :class:`StreamVectorEnv`), check spaces w
 normalise observations and scale rewards online, and read episode statistics from ``info``.
 """
 
+from reflect.envs import memory_tasks as memory_tasks  # registers the reflect/ memory-task ids
+from reflect.envs.encoding import EncodeActions, EncodeObservations, encode_actions, encode_observations
 from reflect.envs.episode_stats import EpisodeRecord, read_episode_statistics
 from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError, UnsupportedSpaceError
 from reflect.envs.make import make_env, make_single_env
@@ -13,6 +15,8 @@ from reflect.envs.streams import StreamVectorEnv
 from reflect.envs.wrappers import NormalizeObservationStream, ScaleRewardStream
 
 __all__ = [
+    "EncodeActions",
+    "EncodeObservations",
     "EnvSetupError",
     "EpisodeRecord",
     "NormalizeObservationStream",
@@ -27,6 +31,8 @@ __all__ = [
     "check_action_space",
     "check_observation_space",
     "check_spaces",
+    "encode_actions",
+    "encode_observations",
     "make_env",
     "make_single_env",
     "read_episode_statistics",

@@ -1,14 +1,29 @@
-"""Build Gymnasium environments with clear errors for unknown ids and missing optional dependencies."""
+"""Build Gymnasium environments with clear errors for unknown ids and missing optional dependencies.
+
+Every environment built here has its spaces encoded for the learners (:mod:`reflect.envs.encoding`):
+observations that are not a 1-D Box become a float32 vector, ``MultiDiscrete`` actions (up to 64
+combinations) and ``Discrete`` actions that do not start at 0 become ``Discrete(n)`` from 0. Ids of packages
+that register their environments on import (``popgym-...``) import the package on demand.
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.util
 from typing import Any
 
 import gymnasium as gym
 from gymnasium import error as gym_error
 
+from reflect.envs.encoding import (
+    EncodeActions,
+    EncodeObservations,
+    action_encoding_problem,
+    needs_action_encoding,
+    needs_observation_encoding,
+    observation_encoding_problem,
+)
 from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError
 from reflect.envs.streams import StreamVectorEnv
 
@@ -23,6 +38,10 @@ _EXTRAS = {
     "toy_text": "toy-text",
     "phys2d": "jax",
     "tabular": "jax",
+}
+# Packages that register their ids when imported: id prefix (lower case) -> (module, what, pip command).
+_REGISTERING_PACKAGES = {
+    "popgym-": ("popgym", "a POPGym memory task", 'pip install "reflect-rl[memory]"'),
 }
 
 
@@ -63,12 +82,44 @@ def _missing_dependency_message(env_id: str, exc: Exception) -> str:
     )
 
 
+def _import_registering_package(env_id: str) -> None:
+    """Import the package that registers ``env_id`` (e.g. popgym for ``popgym-...``) if it is not yet."""
+    for prefix, (module, what, install) in _REGISTERING_PACKAGES.items():
+        if env_id.lower().startswith(prefix):
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                detail = " ".join(str(exc).split())
+                raise EnvSetupError(
+                    f"environment {env_id!r} is {what} and needs the {module} package, which cannot be "
+                    f"imported ({detail}): install it with {install}"
+                ) from exc
+
+
+def _encode_spaces(env: gym.Env) -> gym.Env:
+    """``env`` with the observation and action encodings its spaces need and allow (else as it is: an
+    unsupported space is reported by check_spaces, with the reason)."""
+    obs_space, action_space = env.observation_space, env.action_space
+    if needs_observation_encoding(obs_space) and observation_encoding_problem(obs_space) is None:
+        env = EncodeObservations(env)
+    if needs_action_encoding(action_space) and action_encoding_problem(action_space) is None:
+        env = EncodeActions(env)
+    return env
+
+
 def make_single_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """``gym.make(env_id, render_mode=..., **kwargs)`` without the env checker, with clear setup errors.
+    """``gym.make(env_id, render_mode=..., **kwargs)`` without the env checker (``render_mode`` passed only
+    when given), with clear setup errors, and its spaces encoded for the learners
+    (:mod:`reflect.envs.encoding`).
+
+    A 1-D Box observation space and a ``Discrete`` (from 0) or ``Box`` action space get no wrapper. An id
+    starting ``popgym-`` imports popgym first, which registers it.
 
     Raises UnknownEnvironmentError for an id Gymnasium does not know (naming close matches) and
-    EnvSetupError when an optional dependency (MuJoCo, Box2D, ...) is missing.
+    EnvSetupError when an optional dependency (MuJoCo, Box2D, popgym, ...) is missing.
     """
+    if ":" not in env_id and env_id not in gym.registry:
+        _import_registering_package(env_id)
     if ":" in env_id:
         module = env_id.split(":")[0]
         if not _module_exists(module):
@@ -78,8 +129,17 @@ def make_single_env(env_id: str, *, render_mode: str | None = None, **kwargs: An
             )
     elif env_id not in gym.registry:
         raise UnknownEnvironmentError(_unknown_id_message(env_id))
+    if render_mode is not None:  # not passed when None: some environments (POPGym) take no render_mode
+        kwargs["render_mode"] = render_mode
     try:
-        return gym.make(env_id, render_mode=render_mode, disable_env_checker=True, **kwargs)
+        env = gym.make(env_id, disable_env_checker=True, **kwargs)
+    except TypeError as exc:
+        if render_mode is None or "render_mode" not in str(exc):
+            raise
+        raise EnvSetupError(
+            f"environment {env_id!r} cannot render (it takes no render_mode argument): build it without "
+            "render_mode"
+        ) from exc
     except gym_error.DependencyNotInstalled as exc:
         raise EnvSetupError(_missing_dependency_message(env_id, exc)) from exc
     except ModuleNotFoundError as exc:
@@ -89,6 +149,11 @@ def make_single_env(env_id: str, *, render_mode: str | None = None, **kwargs: An
         raise UnknownEnvironmentError(
             f"unknown environment {env_id!r} ({detail}): list the registered ids with: {_LIST_IDS}"
         ) from exc
+    try:
+        return _encode_spaces(env)
+    except Exception:
+        env.close()
+        raise
 
 
 def make_env(env_id: str, seed: int | None = None, num_envs: int = 1, **kwargs: Any) -> StreamVectorEnv:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from gymnasium.wrappers import FlattenObservation, OrderEnforcing, PassiveEnvChecker, TimeLimit
 
+from reflect.envs.encoding import EncodeActions, EncodeObservations
 from reflect.envs.errors import EnvSetupError
 
 __all__ = [
@@ -37,8 +38,10 @@ __all__ = [
     "supports_exact_snapshot",
 ]
 
-_EXACT_MODULES = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.")
-_STATELESS_WRAPPERS = (TimeLimit, OrderEnforcing, PassiveEnvChecker, FlattenObservation)
+_EXACT_MODULES = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.", "reflect.envs.memory_tasks")
+_STATELESS_WRAPPERS = (
+    TimeLimit, OrderEnforcing, PassiveEnvChecker, FlattenObservation, EncodeObservations, EncodeActions
+)
 # MuJoCo quantities computed from the state (all sized by the model): environments read some of them
 # between steps, e.g. body positions for a velocity reward or contact forces for a cost.
 _MUJOCO_DERIVED = (
@@ -118,10 +121,11 @@ def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
 def supports_exact_snapshot(env: gym.Env) -> bool:
     """Whether :func:`capture_env_state` captures all of ``env``'s state.
 
-    Rule: every wrapper is ``TimeLimit``, ``OrderEnforcing``, ``PassiveEnvChecker`` or ``FlattenObservation``
-    (their state is captured, or they have none), and the unwrapped
-    environment is a MuJoCo one or its class lives in ``gymnasium.envs.classic_control`` or
-    ``gymnasium.envs.toy_text``. Other environments may still restore exactly; this is not checked.
+    Rule: every wrapper is ``TimeLimit``, ``OrderEnforcing``, ``PassiveEnvChecker``, ``FlattenObservation``,
+    ``EncodeObservations`` or ``EncodeActions`` (their state is captured, or they have none), and the
+    unwrapped environment is a MuJoCo one or its class lives in ``gymnasium.envs.classic_control``,
+    ``gymnasium.envs.toy_text`` or ``reflect.envs.memory_tasks``. Other environments may still restore
+    exactly; this is not checked.
     """
     if not all(isinstance(wrapper, _STATELESS_WRAPPERS) for wrapper in _wrapper_chain(env)):
         return False

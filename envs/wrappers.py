@@ -35,8 +35,9 @@ class NormalizeObservationStream(VectorWrapper):
         space = env.single_observation_space
         if not isinstance(space, spaces.Box):
             raise UnsupportedSpaceError(
-                f"NormalizeObservationStream needs a Box observation space, got {space!r}: wrap the "
-                "environment with gymnasium.wrappers.FlattenObservation"
+                f"NormalizeObservationStream needs a Box observation space, got {space!r}: encode the "
+                "observations with reflect.envs.encode_observations(env) (make_single_env does this "
+                "for env ids)"
             )
         self.normalizer = ObservationNormalizer(space.shape, clip=clip, epsilon=epsilon)
         self.update = update

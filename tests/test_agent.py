@@ -138,7 +138,7 @@ def test_unsupported_spaces_name_what_is_supported() -> None:
     with pytest.raises(UnsupportedSpaceError, match="Discrete or Box"):
         Reflect(_MultiDiscreteEnv(), SMALL)
     with pytest.raises(UnsupportedSpaceError, match="1-D Box"):
-        Reflect("FrozenLake-v1", SMALL)
+        Reflect(gym.make("FrozenLake-v1"), SMALL)  # an env object is not encoded; an env id would be
 
 
 def test_bad_config_key_is_named() -> None:

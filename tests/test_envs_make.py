@@ -136,9 +136,10 @@ def test_explicit_reset_seed_overrides_make_env_seed() -> None:
         np.testing.assert_array_equal(obs[i], expected)
 
 
-def test_make_env_rejects_unsupported_observations() -> None:
-    with pytest.raises(UnsupportedSpaceError, match=r"observation space Discrete\(16\)"):
-        make_env("FrozenLake-v1")
+def test_unencoded_discrete_observations_are_rejected_with_the_helper_named() -> None:
+    # make_env("FrozenLake-v1") encodes them now (tests/test_env_encoding.py); an env object is taken as it is
+    with pytest.raises(UnsupportedSpaceError, match=r"observation space Discrete\(16\).*encode_observations"):
+        StreamVectorEnv.from_envs([gym.make("FrozenLake-v1")])
 
 
 def test_stream_vector_env_takes_flattened_discrete_observations() -> None:

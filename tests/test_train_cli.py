@@ -190,7 +190,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     ("argv", "message"),
     [
         (["train", "--env", "CartPol-v1"], "did you mean 'CartPole-v1'"),
-        (["train", "--env", "FrozenLake-v1"], "observation space"),
+        (["train", "--env", "popgym-BattleshipHard-v0"], "144 action combinations"),
         (["train", "--env", "Pendulum-v1", "--set", "action.squash=sigmoid"], "action.squash"),
         (["train", "--env", "CartPole-v1", "--set", "learner.gama=0.9"], "learner.gama"),
         (["train", "--env", "CartPole-v1", "--set", "learner.gamma=abc"], "learner.gamma"),
