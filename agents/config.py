@@ -16,6 +16,7 @@ from reflect.config import deep_merge, from_mapping, load_env_config, parse_over
 from reflect.learning.config import LearnerConfig
 from reflect.learning.heads import GaussianHead
 from reflect.spiking.encoders import ENCODERS
+from reflect.spiking.layers import Spread
 from reflect.spiking.models import neuron_model
 from reflect.spiking.network import SpikingNetwork
 from reflect.spiking.surrogate import Surrogate, check_surrogate
@@ -33,6 +34,9 @@ class NetworkConfig:
         beta / theta: membrane decay and firing threshold (every built-in model has both).
         neuron_params: the model's other constants by name (ALIF ``rho``, ``beta_a``; CUBA ``alpha``);
             the model's defaults otherwise.
+        spread: constants given per neuron, evenly spaced over ``[low, high]`` from the first neuron of a
+            layer to the last (heterogeneous time constants, e.g. ``{beta: [0.0, 0.95]}``); a constant
+            named here ignores its value in ``beta`` / ``theta`` / ``neuron_params``.
         learn_beta / learn_theta: train beta / theta; ``learn``: names of any other constants to train.
             Learned constants are kept in their valid range.
         per_neuron: one value of every constant per neuron instead of per layer.
@@ -50,6 +54,7 @@ class NetworkConfig:
     beta: float = 0.0
     theta: float = 1.0
     neuron_params: dict[str, float] = field(default_factory=dict)
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)
     learn_beta: bool = False
     learn_theta: bool = False
     learn: tuple[str, ...] = ()
@@ -78,6 +83,11 @@ class NetworkConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or not spec.contains(value):
                 raise ValueError(f"neuron_params: {self.neuron} constant {name} ({spec.doc}) must be in "
                                  f"{spec.describe()}, got {value!r}")
+        for name, (low, high) in self.spread.items():
+            spec = model.parameter(name)
+            if not (spec.contains(low) and spec.contains(high) and low <= high):
+                raise ValueError(f"spread: {self.neuron} constant {name} ({spec.doc}) needs low <= high, "
+                                 f"both in {spec.describe()}, got [{low}, {high}]")
         for name in self.learn:
             model.parameter(name)
         if not 0.0 <= self.readout_decay < 1.0:
@@ -88,13 +98,14 @@ class NetworkConfig:
             raise ValueError("weight_scale must be > 0 and readout_scale >= 0")
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
 
-    def constants(self) -> dict[str, float]:
+    def constants(self) -> dict[str, float | Spread]:
         """The model's constants this config sets: ``beta``, ``theta`` (where the model has them) and
         ``neuron_params``."""
         model = neuron_model(self.neuron)
-        values: dict[str, float] = {name: getattr(self, name) for name in ("beta", "theta")
-                                    if name in model.parameter_names}
-        return {**values, **self.neuron_params}
+        values: dict[str, float | Spread] = {name: getattr(self, name) for name in ("beta", "theta")
+                                            if name in model.parameter_names}
+        spread = {name: Spread(float(low), float(high)) for name, (low, high) in self.spread.items()}
+        return {**values, **self.neuron_params, **spread}
 
     def learned(self) -> tuple[str, ...]:
         """Names of the constants to train."""

@@ -11,6 +11,7 @@ import torch
 from tasks import DelayedMatchEnv, NaNObservationEnv
 
 from reflect.agents import Reflect
+from reflect.agents.config import load_reflect_config
 from reflect.envs import UnsupportedSpaceError
 
 SMALL = {"network": {"hidden": [32]}, "train": {"total_steps": 1000}}
@@ -175,3 +176,14 @@ def test_save_refuses_a_state_with_nan_and_keeps_the_old_file(tmp_path: Path) ->
     with pytest.raises(FloatingPointError, match=r"actor\..*NaN or inf"):
         agent.save(path)
     assert path.read_bytes() == before
+
+
+def test_spread_gives_each_neuron_its_own_constant_from_the_config() -> None:
+    config = load_reflect_config("CartPole-v1", overrides=["network.spread={beta: [0.0, 0.9]}",
+                                                           "network.hidden=[10]"])
+    agent = Reflect("CartPole-v1", config, seed=0)
+    for net in (agent.actor, agent.critic):
+        torch.testing.assert_close(net.layers[0].beta, torch.linspace(0.0, 0.9, 10))
+    agent.learn(200)  # learns through per-neuron constants on the default backend
+    with pytest.raises(ValueError, match=r"spread: lif constant beta .* got \[0.5, 1.5\]"):
+        load_reflect_config("CartPole-v1", overrides=["network.spread={beta: [0.5, 1.5]}"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from reflect.spiking.layers import LeakyReadout, PackedLinear, SpikingLayer
+from reflect.spiking.layers import LeakyReadout, PackedLinear, SpikingLayer, Spread
 from reflect.spiking.network import NetworkState, SpikingNetwork
 from reflect.spiking.neurons import ALIFState, LIFState
 
@@ -453,3 +453,11 @@ def test_deepcopy_rebinds_after_to() -> None:
     clone = copy.deepcopy(layer).to(torch.get_default_dtype())
     assert clone.packed_is_bound()
     assert torch.equal(clone.packed, layer.packed)
+
+
+def test_a_spread_constant_is_evenly_spaced_per_neuron_and_checked() -> None:
+    layer = SpikingLayer(3, 5, beta=Spread(0.0, 0.8))
+    torch.testing.assert_close(layer.beta, torch.tensor([0.0, 0.2, 0.4, 0.6, 0.8]))
+    assert layer.theta.dim() == 0  # the others stay one per layer
+    with pytest.raises(ValueError, match=r"lif constant beta \(membrane decay\) must be in"):
+        SpikingLayer(3, 5, beta=Spread(0.5, 1.5))

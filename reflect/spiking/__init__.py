@@ -10,7 +10,7 @@ from reflect.spiking.encoders import (
     PosNegEncoder,
     make_encoder,
 )
-from reflect.spiking.layers import LeakyReadout, SpikingLayer
+from reflect.spiking.layers import LeakyReadout, SpikingLayer, Spread
 from reflect.spiking.models import (
     NeuronModel,
     ParameterSpec,
@@ -44,7 +44,7 @@ __all__ = [
     "ENCODERS", "NEURONS", "SURROGATES",
     "ALIFParameters", "ALIFState", "DirectEncoder", "Encoder", "LIFParameters", "LIFState",
     "LeakyReadout", "NetworkState", "NeuronModel", "ParameterSpec", "PoissonEncoder", "PopulationEncoder",
-    "PosNegEncoder", "SpikingLayer", "SpikingNetwork", "Surrogate", "SurrogateFunction",
+    "PosNegEncoder", "SpikingLayer", "SpikingNetwork", "Spread", "Surrogate", "SurrogateFunction",
     "alif_step", "leaky_integrator_step", "lif_step", "make_encoder", "neuron_model", "neuron_model_names",
     "neuron_step", "register_neuron_model", "register_surrogate", "spike", "state_type",
     "surrogate_derivative", "surrogate_names",

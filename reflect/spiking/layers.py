@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -39,11 +39,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+class Spread(NamedTuple):
+    """A constant given per neuron, evenly spaced from ``low`` (the first neuron) to ``high`` (the last):
+    heterogeneous time constants, for instance ``beta=Spread(0.0, 0.95)``."""
+
+    low: float
+    high: float
+
+    def values(self, size: int) -> Tensor:
+        """``[size]`` values from ``low`` to ``high``."""
+        return torch.linspace(self.low, self.high, size, dtype=torch.get_default_dtype())
+
+
 def _neuron_constant(
-    module: nn.Module, name: str, value: float | Sequence[float] | Tensor, size: int,
+    module: nn.Module, name: str, value: float | Sequence[float] | Tensor | Spread, size: int,
     per_neuron: bool, learnable: bool,
 ) -> None:
     """Register ``name`` as a 0-d (per layer) or ``[size]`` (per neuron) parameter or buffer."""
+    if isinstance(value, Spread):
+        value = value.values(size)
     tensor = torch.as_tensor(value, dtype=torch.get_default_dtype()).clone()
     if tensor.dim() == 0 and per_neuron:
         tensor = tensor.expand(size).clone()
@@ -149,8 +163,9 @@ class SpikingLayer(PackedLinear):
             on standard-normal inputs fires at about 18% and 5% per step; with 1, the second layer is
             silent).
         **constants: the model's constants (LIF ``beta``, ``theta``; ALIF also ``rho``, ``beta_a``; CUBA
-            ``alpha``, ``beta``, ``theta``): a number (per layer) or one per neuron; the model's
-            defaults otherwise. Each is checked against its valid range.
+            ``alpha``, ``beta``, ``theta``): a number (per layer), one per neuron, or a :class:`Spread`
+            (one per neuron, evenly spaced over a range); the model's defaults otherwise. Each is
+            checked against its valid range.
     """
 
     def __init__(
@@ -167,7 +182,7 @@ class SpikingLayer(PackedLinear):
         detach_reset: bool = True,
         surrogate: Surrogate = DEFAULT_SURROGATE,
         weight_scale: float = 4.0,
-        **constants: float | Sequence[float] | Tensor,
+        **constants: float | Sequence[float] | Tensor | Spread,
     ) -> None:
         super().__init__()
         self.model: NeuronModel = neuron_model(neuron)
