@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 
+from reflect.envs import make_single_env
 from reflect.runs.summary import EvaluationRecord, stable_from_step
 
 EVAL_SEED = 10_000
@@ -34,8 +34,12 @@ class SeedResult(NamedTuple):
 def evaluate(
     env_id: str, act: Callable[[np.ndarray], Any], reset: Callable[[], None], episodes: int
 ) -> float:
-    """Mean return of ``episodes`` deterministic episodes of ``env_id`` (fixed start seeds)."""
-    env = gym.make(env_id)
+    """Mean return of ``episodes`` deterministic episodes of ``env_id`` (fixed start seeds).
+
+    The env is built by ``reflect.envs.make_single_env``, as in training, so observations of any space
+    are encoded the same way (a 1-D Box env is the one ``gymnasium.make`` builds, less the env checker).
+    """
+    env = make_single_env(env_id)
     returns = []
     for k in range(episodes):
         obs, _ = env.reset(seed=EVAL_SEED + k)
