@@ -220,13 +220,19 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ReflectConfig:
-    """Everything that defines a REFLECT run besides the env id and the seed."""
+    """Everything that defines a REFLECT run besides the env id and the seed.
+
+    ``env_kwargs`` go to ``gymnasium.make`` with the env id, for the training streams and for every
+    environment built to evaluate, plot or run the agent (as rl-baselines3-zoo's ``env_kwargs``), e.g.
+    ``--set 'env_kwargs={delay: 40}'`` for ``reflect/EvidenceAccumulation-v0``.
+    """
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 DEFAULT_CONFIG_FILE = "reflect.yaml"

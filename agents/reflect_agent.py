@@ -59,9 +59,9 @@ def _as_config(config: ReflectConfig | Mapping[str, Any] | None, env_id: str | N
     return from_mapping(ReflectConfig, deep_merge(tuned, config or {}))
 
 
-def _as_vector_env(env: Any, seed: int, num_envs: int) -> Any:
+def _as_vector_env(env: Any, seed: int, num_envs: int, env_kwargs: Mapping[str, Any]) -> Any:
     if isinstance(env, str):
-        return make_env(env, seed=seed, num_envs=num_envs)
+        return make_env(env, seed=seed, num_envs=num_envs, **env_kwargs)
     if is_sb3_vec_env(env):
         return SB3VecEnvStreams(env)
     if isinstance(env, gym.vector.VectorEnv):
@@ -107,7 +107,7 @@ class Reflect(StepAPI, SB3API, Checkpointing):
             env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
         )
         self.config = _as_config(config, self.env_id)
-        self.env = _as_vector_env(env, self.seed, self.config.train.num_envs)
+        self.env = _as_vector_env(env, self.seed, self.config.train.num_envs, self.config.env_kwargs)
         self.num_envs: int = self.env.num_envs
         self.spaces = check_spaces(
             self.env.single_observation_space, self.env.single_action_space, SUPPORTED_ACTIONS

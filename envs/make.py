@@ -134,12 +134,18 @@ def make_single_env(env_id: str, *, render_mode: str | None = None, **kwargs: An
     try:
         env = gym.make(env_id, disable_env_checker=True, **kwargs)
     except TypeError as exc:
-        if render_mode is None or "render_mode" not in str(exc):
-            raise
-        raise EnvSetupError(
-            f"environment {env_id!r} cannot render (it takes no render_mode argument): build it without "
-            "render_mode"
-        ) from exc
+        if render_mode is not None and "render_mode" in str(exc):
+            raise EnvSetupError(
+                f"environment {env_id!r} cannot render (it takes no render_mode argument): build it "
+                "without render_mode"
+            ) from exc
+        if "unexpected keyword argument" in str(exc):
+            given = ", ".join(sorted(k for k in kwargs if k != "render_mode"))
+            raise EnvSetupError(
+                f"environment {env_id!r} does not take the arguments given ({given}): "
+                f"{str(exc).split(' was raised')[0]}; fix env_kwargs"
+            ) from exc
+        raise
     except gym_error.DependencyNotInstalled as exc:
         raise EnvSetupError(_missing_dependency_message(env_id, exc)) from exc
     except ModuleNotFoundError as exc:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from reflect.agents import Reflect
 from reflect.envs import check_spaces, make_env, make_single_env
 from reflect.envs.memory_tasks import (
     EVIDENCE_ACCUMULATION_ID,
@@ -363,3 +364,9 @@ def test_tmaze_bad_length_is_named(length: Any) -> None:
         TMazeEnv(length=length)
     with pytest.raises(ValueError, match=message):
         gym.make(TMAZE_ID, length=length)
+
+
+def test_env_kwargs_of_the_config_reach_the_training_streams() -> None:
+    agent = Reflect(EVIDENCE_ACCUMULATION_ID, {"env_kwargs": {"delay": 5}, "network": {"hidden": [8]}})
+    assert agent.env.envs[0].unwrapped.episode_steps == 16  # 10 cue steps, 5 of delay, the decision
+    assert agent.config.env_kwargs == {"delay": 5}

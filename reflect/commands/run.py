@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     payload = load_checkpoint(args.checkpoint)
     env_id = _env_id(args, payload)
     torch.set_num_threads(args.num_threads)
-    env = make_single_env(env_id)
+    env = make_single_env(env_id, **payload.get("config", {}).get("env_kwargs", {}))
     try:
         rate_hz = _rate_hz(args, env, env_id)
         agent = Reflect.from_checkpoint(payload, env, restore_env=False)

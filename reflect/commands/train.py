@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         config = load_reflect_config(
             env_id, base=to_dict(config), overrides=[f"train.total_steps={args.total_steps}"]
         )
-    probe = make_single_env(env_id)  # fail on a bad env id or space before any folder is created
+    # fail on a bad env id, env_kwargs or space before any folder is created
+    probe = make_single_env(env_id, **config.env_kwargs)
     try:
         check_spaces(probe.observation_space, probe.action_space, SUPPORTED_ACTIONS)
     finally:

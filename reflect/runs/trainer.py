@@ -363,7 +363,7 @@ def train(
     if recorder.csv_stale:
         recorder.write_csv()
     schedule = config.train
-    eval_env = make_single_env(env_id)
+    eval_env = make_single_env(env_id, **config.env_kwargs)
     evaluation = EvaluationCallback(
         eval_env, schedule.eval_every, schedule.eval_episodes, seed + EVAL_SEED_OFFSET, recorder.on_evaluation
     )
