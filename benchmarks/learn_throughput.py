@@ -10,6 +10,8 @@ Measures, in one run, repeat by repeat and interleaved so that every row sees th
   - ``cuba``:      ``{"network": {"neuron": "cuba", "neuron_params": {"alpha": 0.9}}}`` (synaptic current),
   - ``recurrent``: ``{"network": {"recurrent": True, "beta": 0.8}}`` (recurrent LIF),
   - ``d-rtrl``:    ``{"network": {"trace_algorithm": "d-rtrl", "beta": 0.8}}`` (per-synapse traces);
+  - ``memory-alif``, ``memory-cuba``: the networks of the memory configs (``configs/reflect.yaml``:
+    PositionOnlyCartPole's ALIF with fast adaptation under D-RTRL, evidence accumulation's CUBA);
 
 * REFLECT frozen ``act`` + environment step (inference only, the default config);
 * a reference: the same actor-critic(lambda) with eligibility traces written the usual way, as eager
@@ -107,6 +109,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "cuba": {"network": {"neuron": "cuba", "neuron_params": {"alpha": 0.9}}},
     "recurrent": {"network": {"recurrent": True, "beta": 0.8}},
     "d-rtrl": {"network": {"trace_algorithm": "d-rtrl", "beta": 0.8}},
+    # the memory configs of configs/reflect.yaml (PositionOnlyCartPole / evidence accumulation), here on
+    # CartPole-v1 so that only the network differs from the default row
+    "memory-alif": {"network": {"neuron": "alif", "beta": 0.0, "neuron_params": {"rho": 0.8, "beta_a": 0.5},
+                                "trace_algorithm": "d-rtrl"}},
+    "memory-cuba": {"network": {"neuron": "cuba", "beta": 0.0, "neuron_params": {"alpha": 0.95}}},
 }
 TARGET_RATIO = 0.5  # each row within 2x of the default's learning steps/s
 

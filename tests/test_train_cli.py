@@ -96,6 +96,7 @@ def test_run_folder_holds_every_artifact(trained_run: Path) -> None:
         "summary.json",
         "learning_curve.png",
         "spike_raster.png",
+        "hidden_state.png",
         "checkpoints/step_600.pt",
         "checkpoints/step_1200.pt",
     ):

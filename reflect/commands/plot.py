@@ -1,4 +1,4 @@
-"""``reflect plot RUN_DIR``: write the learning curve and a spike raster of a run folder."""
+"""``reflect plot RUN_DIR``: write the learning curve, a spike raster and the hidden state of a run folder."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from reflect.commands.common import positive_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    plot = commands.add_parser("plot", help="learning-curve and spike-raster PNGs of a run folder",
-                               description=__doc__)
+    plot = commands.add_parser(
+        "plot", help="learning-curve, spike-raster and hidden-state PNGs of a run folder", description=__doc__
+    )
     plot.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a folder written by 'reflect train'")
     plot.add_argument("--raster-steps", type=positive_int, default=200,
                       help="steps of the evaluation episode shown in the raster (default: 200)")

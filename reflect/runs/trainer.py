@@ -4,7 +4,7 @@ Run folder (the artifacts README.md lists under "Training")::
 
     config.yaml  command.txt  events.out.tfevents.*  episodes.csv  evaluations.csv
     checkpoints/step_<N>.pt  best_model.pt  final_model.pt  summary.json
-    learning_curve.png  spike_raster.png
+    learning_curve.png  spike_raster.png  hidden_state.png
 
 Faults, and what a run does about them:
 
