@@ -145,10 +145,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     summary = result.summary
     solved = summary["solved_at_step"]
+
+    def number(value: float | None) -> str:  # 4 significant digits: 500, 0.95, -143.2
+        return "none" if value is None else f"{value:.4g}"
+
     print(
-        f"{env_id} seed {seed}: {summary['total_steps']:,} steps, {summary['steps_per_second']} steps/s, "
-        f"final eval {summary['final_eval_mean_return']}, best {summary['best_eval_mean_return']}, "
-        f"solved at {solved if solved is not None else 'never'} -> {run_dir}"
+        f"{env_id} seed {seed}: {summary['total_steps']:,} steps, {summary['steps_per_second'] or 0:,.0f} "
+        f"steps/s, final eval {number(summary['final_eval_mean_return'])}, "
+        f"best {number(summary['best_eval_mean_return'])}, "
+        f"solved at {f'{solved:,}' if solved is not None else 'never'} -> {run_dir}"
     )
     if result.write_errors:
         print(
