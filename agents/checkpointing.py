@@ -41,6 +41,10 @@ def check_version(payload: Mapping[str, Any]) -> None:
         )
 
 
+# What the learner's state shares between its streams; every other entry is per stream (network state,
+# traces, values, flags) and restarts when a checkpoint is loaded onto another number of streams.
+SHARED_LEARNER_STATE = ("reward_baseline", "head_rng")
+
 LEGACY_CONSTANTS = ("rho", "beta_a")  # reflect 0.1 gave every layer these, LIF layers too
 
 
@@ -119,7 +123,12 @@ class Checkpointing:
     def from_checkpoint(
         cls: Any, payload: Mapping[str, Any], env: Any = None, *, restore_env: bool = True
     ) -> Any:
-        """Rebuild an agent from :meth:`checkpoint`'s payload (``env`` defaults to the saved env id)."""
+        """Rebuild an agent from :meth:`checkpoint`'s payload.
+
+        ``env`` defaults to the saved env id, built with as many streams as the checkpoint holds. An env
+        object of another number of streams is accepted as stable-baselines3 accepts one: see
+        :meth:`load_state` (``reshape_streams``).
+        """
         check_version(payload)
         if payload.get("agent") != AGENT_NAME:
             raise ValueError(f"checkpoint holds agent {payload.get('agent')!r}, not {AGENT_NAME!r}")
@@ -129,40 +138,72 @@ class Checkpointing:
                 raise ValueError("the checkpoint does not name its environment: pass env=...")
             env = env_id
         config = from_mapping(ReflectConfig, payload["config"])
+        if isinstance(env, str):  # the saved streams: older checkpoints of an agent given a vector env
+            # saved the config's train.num_envs, not the env's
+            config = config.with_num_envs(int(payload["num_envs"]))
         agent = cls(env, config, seed=int(payload["seed"]))
-        agent.load_state(payload, restore_env=restore_env and isinstance(env, str))
+        agent.load_state(payload, restore_env=restore_env and isinstance(env, str), reshape_streams=True)
         return agent
 
-    def load_state(self, payload: Mapping[str, Any], *, restore_env: bool = True) -> None:
-        """Load weights, learner state, statistics and counters from a checkpoint payload."""
-        if int(payload["num_envs"]) != self.num_envs:
-            raise ValueError(f"checkpoint has {payload['num_envs']} streams, this agent {self.num_envs}")
+    def load_state(
+        self, payload: Mapping[str, Any], *, restore_env: bool = True, reshape_streams: bool = False
+    ) -> None:
+        """Load weights, learner state, statistics and counters from a checkpoint payload.
+
+        A checkpoint of another number of streams is an error, unless ``reshape_streams``: then what the
+        streams share is loaded (weights, observation and reward statistics, counters, episodes) and
+        every stream starts afresh, as at the start of an episode (network state and traces zero).
+        """
+        saved_streams = int(payload["num_envs"])
+        same_streams = saved_streams == self.num_envs
+        if not same_streams and not reshape_streams:
+            raise ValueError(
+                f"the checkpoint holds {saved_streams} environment streams but this agent has "
+                f"{self.num_envs}: build the agent with train.num_envs={saved_streams}, or load it with "
+                "Reflect.load(path, env=...) to go on with another number of streams"
+            )
         legacy = _version_tuple(payload.get("version", "0")) < (0, 2)
         load_network_state(self.actor, payload["actor"], legacy=legacy)
         if self.critic is not None:
             load_network_state(self.critic, payload["critic"], legacy=legacy)
         if isinstance(self.head, GaussianHead):
             self.head.log_std.copy_(payload["log_std"])
-        self.learner.load_state_dict(payload["learner"])
+        learner_state = payload["learner"] if same_streams else self._restarted_streams(payload["learner"])
+        self.learner.load_state_dict(learner_state)
         if self.obs_normalizer is not None:
             self.obs_normalizer.load_state_dict(payload["obs_normalizer"])
         if self.reward_scaler is not None:
-            self.reward_scaler.load_state_dict(payload["reward_scaler"])
+            scaler_state = dict(payload["reward_scaler"])
+            if not same_streams:  # each stream's discounted return restarts with its episode
+                scaler_state["returns"] = torch.zeros(self.num_envs, dtype=torch.float64)
+            self.reward_scaler.load_state_dict(scaler_state)
         self.num_timesteps = int(payload["num_timesteps"])
         self.run_info = dict(payload.get("run", {}))
         self.ep_info_buffer.clear()
         self.ep_info_buffer.extend((float(r), int(n)) for r, n in payload["episodes"])
         env_state = payload.get("env_state")
-        if restore_env and env_state is not None and payload.get("last_obs") is not None:
+        if restore_env and same_streams and env_state is not None and payload.get("last_obs") is not None:
             self.env.restore(env_state)
             self._last_obs = payload["last_obs"].numpy().copy()
         else:
             self._last_obs = None
 
+    def _restarted_streams(self, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """The learner state with ``saved``'s shared entries and every stream started afresh."""
+        self.learner.reset_state()
+        state = self.learner.state_dict()
+        state.update({key: saved[key] for key in SHARED_LEARNER_STATE if key in saved})
+        return state
+
     @classmethod
     def load(cls: Any, path: str | Path, env: Any = None) -> Any:
         """Load an agent saved with :meth:`save` (resumes learning exactly where it stopped);
-        ``path`` may omit the ``.pt`` that :meth:`save` appended."""
+        ``path`` may omit the ``.pt`` that :meth:`save` appended.
+
+        ``env`` (default: the saved env id, with the saved number of streams) may have another number
+        of streams than the agent had, as in stable-baselines3: the weights, statistics and counters
+        carry over and every stream starts a new episode.
+        """
         path = Path(path)
         if not path.exists() and not path.suffix and path.with_suffix(".pt").exists():
             path = path.with_suffix(".pt")

@@ -7,7 +7,7 @@ rl-baselines3-zoo; loading is strict (an unknown key is an error that names it).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -233,6 +233,13 @@ class ReflectConfig:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def with_num_envs(self, num_envs: int) -> ReflectConfig:
+        """This config with ``train.num_envs = num_envs`` (itself when it says so already): an agent given
+        a vector env has as many streams as the env, whatever the config said."""
+        if self.train.num_envs == num_envs:
+            return self
+        return replace(self, train=replace(self.train, num_envs=num_envs))
 
 
 DEFAULT_CONFIG_FILE = "reflect.yaml"

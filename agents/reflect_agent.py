@@ -84,7 +84,8 @@ class Reflect(StepAPI, SB3API, Checkpointing):
     """A spiking actor-critic that learns online with the REFLECT three-factor rule.
 
     Args:
-        env: a Gymnasium env id, a ``gymnasium.Env`` (one stream) or a vector env (SAME_STEP autoreset).
+        env: a Gymnasium env id, a ``gymnasium.Env`` (one stream) or a vector env (SAME_STEP autoreset) of
+            any number of streams (``config.train.num_envs`` is then set to it; checkpoints record it).
         config: a :class:`ReflectConfig` (used as is), or ``None`` / a mapping of config keys laid over
             the tuned config of the env id (``configs/reflect.yaml``; strictly checked).
         seed: seeds weights, action sampling and the environment streams (stream i: ``seed + i``).
@@ -109,6 +110,7 @@ class Reflect(StepAPI, SB3API, Checkpointing):
         self.config = _as_config(config, self.env_id)
         self.env = _as_vector_env(env, self.seed, self.config.train.num_envs, self.config.env_kwargs)
         self.num_envs: int = self.env.num_envs
+        self.config = self.config.with_num_envs(self.num_envs)  # a vector env given sets the streams
         self.spaces = check_spaces(
             self.env.single_observation_space, self.env.single_action_space, SUPPORTED_ACTIONS
         )

@@ -96,7 +96,9 @@ class SB3API:
                 episodes = []
                 if dones.any():
                     final = np.array(next_obs, dtype=np.float64)
-                    final[dones] = infos["final_obs"][dones]
+                    final_obs = infos["final_obs"]  # an object array of rows from a SyncVectorEnv
+                    for i in np.flatnonzero(dones):
+                        final[i] = final_obs[i]
                     self.observe(rewards, terminated, truncated, final)
                     episodes = read_episode_statistics(infos)
                     for record in episodes:

@@ -1,0 +1,125 @@
+"""Reloading agents trained through the Python API: on several streams (a stable-baselines3 VecEnv or a
+Gymnasium vector env), through ``Reflect.load`` with and without an env, ``reflect evaluate`` and
+``reflect export``; and the step API's step counter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from reflect.agents import Reflect
+from reflect.checkpoints import load_checkpoint
+from reflect.cli import main
+
+sb3 = pytest.importorskip("stable_baselines3")
+from stable_baselines3.common.callbacks import CheckpointCallback  # noqa: E402
+from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+
+SMALL = {"network": {"hidden": [16]}}
+
+
+def _vec_agent(n_envs: int = 2, steps: int = 200) -> Reflect:
+    return Reflect(make_vec_env("CartPole-v1", n_envs=n_envs, seed=0), SMALL, seed=0).learn(steps)
+
+
+def _same_weights(a: Reflect, b: Reflect) -> bool:
+    assert a.critic is not None and b.critic is not None
+    mine = [*a.actor.parameters(), *a.critic.parameters()]
+    theirs = [*b.actor.parameters(), *b.critic.parameters()]
+    return all(torch.equal(p, q) for p, q in zip(mine, theirs, strict=True))
+
+
+def test_an_agent_trained_on_an_sb3_vec_env_reloads_without_an_env(tmp_path: Path) -> None:
+    agent = _vec_agent()
+    path = agent.save(tmp_path / "best_model")
+    assert load_checkpoint(path)["config"]["train"]["num_envs"] == 2  # the config says what the agent is
+    loaded = Reflect.load(tmp_path / "best_model")
+    assert loaded.num_envs == 2 and loaded.num_timesteps == 200 and loaded.env_id == "CartPole-v1"
+    assert loaded.config.train.num_envs == 2 and _same_weights(agent, loaded)
+    assert loaded.learn(100).num_timesteps == 300
+
+
+def test_a_checkpoint_whose_config_names_fewer_streams_still_loads(tmp_path: Path) -> None:
+    """Checkpoints written before the fix hold num_envs 2 but a config of train.num_envs 1."""
+    payload = _vec_agent().checkpoint()
+    payload["config"]["train"]["num_envs"] = 1
+    loaded = Reflect.from_checkpoint(payload)
+    assert loaded.num_envs == 2 and loaded.config.train.num_envs == 2
+    assert Reflect.from_checkpoint(payload, "CartPole-v1").num_envs == 2
+
+
+def test_checkpoint_callback_zips_of_a_vec_env_agent_reload(tmp_path: Path) -> None:
+    agent = Reflect(make_vec_env("CartPole-v1", n_envs=2, seed=0), SMALL, seed=0)
+    agent.learn(200, callback=CheckpointCallback(save_freq=50, save_path=str(tmp_path), name_prefix="cp"))
+    saved = sorted(tmp_path.glob("cp_*_steps.zip"))
+    assert saved and Reflect.load(saved[-1]).num_timesteps == 200
+
+
+def test_reflect_evaluate_and_export_take_a_vec_env_agent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _vec_agent().save(tmp_path / "agent.pt")
+    assert main(["evaluate", "--checkpoint", str(path), "--episodes", "1"]) == 0
+    assert "CartPole-v1: mean return" in capsys.readouterr().out
+    out = tmp_path / "agent.ts.pt"
+    assert main(["export", "--checkpoint", str(path), "--format", "torchscript", "--out", str(out)]) == 0
+    assert out.is_file()
+
+
+def test_a_gymnasium_vector_env_agent_reloads_without_an_env(tmp_path: Path) -> None:
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 3,
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    agent = Reflect(envs, SMALL, seed=0).learn(150)
+    loaded = Reflect.load(agent.save(tmp_path / "agent"))
+    assert loaded.num_envs == 3 and loaded.num_timesteps == 150 and _same_weights(agent, loaded)
+
+
+def _learner_tensors(agent: Reflect) -> dict[str, torch.Tensor]:
+    state = agent.learner.state_dict()
+    flat = {f"actor.{k}": v for k, v in state["actor_engine"].items()}
+    flat.update({k: v for k, v in state.items() if isinstance(v, torch.Tensor)})
+    return flat
+
+
+def test_loading_with_an_env_of_the_same_stream_count_keeps_the_stream_state(tmp_path: Path) -> None:
+    agent = _vec_agent()
+    loaded = Reflect.load(agent.save(tmp_path / "agent"), env=make_vec_env("CartPole-v1", n_envs=2, seed=1))
+    assert loaded.num_envs == 2
+    for key, value in _learner_tensors(agent).items():
+        assert torch.equal(value, _learner_tensors(loaded)[key]), key
+
+
+@pytest.mark.parametrize("n_envs", [1, 3])
+def test_loading_on_another_stream_count_restarts_the_streams(tmp_path: Path, n_envs: int) -> None:
+    """As stable-baselines3 loads a model onto another number of envs: what the streams share (weights,
+    statistics, counters) is kept; each stream starts afresh, as at a new episode."""
+    agent = _vec_agent()
+    path = agent.save(tmp_path / "agent")
+    env = gym.make("CartPole-v1") if n_envs == 1 else make_vec_env("CartPole-v1", n_envs=n_envs, seed=1)
+    loaded = Reflect.load(path, env=env)
+    assert loaded.num_envs == n_envs and loaded.config.train.num_envs == n_envs
+    assert loaded.num_timesteps == 200 and _same_weights(agent, loaded)
+    assert list(loaded.ep_info_buffer) == list(agent.ep_info_buffer)
+    probe = np.random.default_rng(0).normal(size=(5, 4))
+    assert np.array_equal(loaded.normalize_observation(probe), agent.normalize_observation(probe))
+    assert agent.reward_scaler is not None and loaded.reward_scaler is not None
+    assert loaded.reward_scaler.rms.count == agent.reward_scaler.rms.count
+    assert np.array_equal(loaded.reward_scaler.returns, np.zeros(n_envs))
+    fresh = Reflect(env, SMALL, seed=0)  # the stream state of a new agent
+    for key, value in _learner_tensors(fresh).items():
+        assert torch.equal(value, _learner_tensors(loaded)[key]), key
+    assert loaded.learner.state_dict()["head_rng"] == agent.learner.state_dict()["head_rng"]
+    loaded.learn(60)
+    assert loaded.num_timesteps == 260
+
+
+def test_load_state_of_another_stream_count_is_a_one_line_error() -> None:
+    payload = _vec_agent().checkpoint()
+    agent = Reflect("CartPole-v1", SMALL, seed=0)
+    with pytest.raises(ValueError, match=r"2 environment streams.*train\.num_envs=2") as error:
+        agent.load_state(payload)
+    assert "\n" not in str(error.value)
