@@ -47,7 +47,7 @@ class SB3API:
     start_time: float
 
     act: Any  # from StepAPI
-    observe: Any
+    _observe: Any
     normalize_observation: Any
 
     def learn(
@@ -99,12 +99,12 @@ class SB3API:
                     final_obs = infos["final_obs"]  # an object array of rows from a SyncVectorEnv
                     for i in np.flatnonzero(dones):
                         final[i] = final_obs[i]
-                    self.observe(rewards, terminated, truncated, final)
+                    self._observe(rewards, terminated, truncated, final)
                     episodes = read_episode_statistics(infos)
                     for record in episodes:
                         self.ep_info_buffer.append((record.episode_return, record.length))
                 else:
-                    self.observe(rewards, terminated, truncated, next_obs)
+                    self._observe(rewards, terminated, truncated, next_obs)
                 self.num_timesteps += n
                 obs = next_obs
                 self._last_obs = obs

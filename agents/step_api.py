@@ -44,6 +44,7 @@ class StepAPI:
     continuous: bool
     obs_normalizer: ObservationNormalizer | None
     reward_scaler: RewardScaler | None
+    num_timesteps: int
     _delta: np.ndarray
 
     def _stream_obs(self, obs: Any) -> tuple[np.ndarray, bool]:
@@ -89,7 +90,15 @@ class StepAPI:
 
         ``next_obs`` is the observation the step returned; when an episode ended, pass its *final*
         observation (truncations bootstrap from it), then call :meth:`act` on the reset observation.
+        While learning (not :meth:`freeze`-d), each call adds the ``N`` steps to ``num_timesteps``.
         """
+        deltas = self._observe(reward, terminated, truncated, next_obs)
+        if not self.learner.frozen:
+            self.num_timesteps += self.num_envs
+        return deltas
+
+    def _observe(self, reward: Any, terminated: Any, truncated: Any, next_obs: Any) -> np.ndarray:
+        """:meth:`observe` without counting the steps (``learn`` counts its own)."""
         array, _ = self._stream_obs(next_obs)
         learner = self.learner
         if self.num_envs == 1:  # plain scalars all the way (the latency-critical path)

@@ -123,3 +123,34 @@ def test_load_state_of_another_stream_count_is_a_one_line_error() -> None:
     with pytest.raises(ValueError, match=r"2 environment streams.*train\.num_envs=2") as error:
         agent.load_state(payload)
     assert "\n" not in str(error.value)
+
+
+def _step_api_steps(agent: Reflect, env: gym.Env, steps: int) -> None:
+    obs, _ = env.reset(seed=0)
+    for _ in range(steps):
+        action = agent.act(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        agent.observe(reward, terminated, truncated, next_obs)
+        obs = env.reset()[0] if terminated or truncated else next_obs
+
+
+def test_the_step_api_counts_the_steps_it_learns_from(tmp_path: Path) -> None:
+    env = gym.make("CartPole-v1")
+    agent = Reflect(env, SMALL, seed=0)
+    _step_api_steps(agent, env, 50)
+    assert agent.num_timesteps == 50
+    assert load_checkpoint(agent.save(tmp_path / "agent"))["num_timesteps"] == 50
+    agent.freeze()  # a frozen agent learns nothing: its steps are not counted
+    _step_api_steps(agent, env, 10)
+    assert agent.num_timesteps == 50
+    agent.unfreeze()
+    assert agent.learn(30).num_timesteps == 80  # learn() counts each step once
+
+
+def test_the_step_api_counts_every_stream() -> None:
+    agent = Reflect("CartPole-v1", {**SMALL, "train": {"num_envs": 3}}, seed=0)
+    obs = np.zeros((3, 4))
+    for _ in range(4):
+        agent.act(obs)
+        agent.observe(np.ones(3), np.zeros(3, dtype=bool), np.zeros(3, dtype=bool), obs)
+    assert agent.num_timesteps == 12

@@ -365,8 +365,7 @@ class ControlLoop:
         agent = self.agent
         done = terminated or truncated
         if self.learn:
-            agent.observe(reward, terminated, truncated, nxt)
-            agent.num_timesteps += 1
+            agent.observe(reward, terminated, truncated, nxt)  # counts the step in agent.num_timesteps
         elif done:
             agent.observe(reward, terminated, truncated, nxt)  # frozen: restarts the network state
         self._episode_return += reward
