@@ -10,7 +10,8 @@
 
 Bad input (an unknown env id, a bad config key or value, a missing or corrupt checkpoint, an occupied
 run directory, non-finite numbers) ends with a one-line error and exit status 2 (1 for a numerical
-failure during training); set ``REFLECT_DEBUG=1`` to see the full traceback instead.
+failure during training); set ``REFLECT_DEBUG=1`` to see the full traceback instead. A usage error (an
+unknown option, a missing or malformed argument) is one line too, naming the command's ``--help``.
 """
 
 from __future__ import annotations
@@ -19,13 +20,30 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from reflect import __version__
 from reflect.commands import evaluate, export, plot, run, sweep, train, verify
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (not argparse's usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``reflect train``'s for ``train``), else ``parser`` itself."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``reflect`` parser; its subcommands' parsers are of the same class (one-line usage errors)."""
+    parser = _Parser(
         prog="reflect", description="Spiking networks that learn online, in one lifetime.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
     )
@@ -38,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # name the command whose --help lists the options, not the top level
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = argv
     try:
         return int(args.run(args))
