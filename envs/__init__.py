@@ -8,7 +8,7 @@ from reflect.envs import memory_tasks as memory_tasks  # registers the reflect/ 
 from reflect.envs.encoding import EncodeActions, EncodeObservations, encode_actions, encode_observations
 from reflect.envs.episode_stats import EpisodeRecord, read_episode_statistics
 from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError, UnsupportedSpaceError
-from reflect.envs.make import make_env, make_single_env
+from reflect.envs.make import env_spec, make_env, make_single_env, resolve_env_id
 from reflect.envs.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
 from reflect.envs.spaces import SpaceInfo, check_action_space, check_observation_space, check_spaces
 from reflect.envs.streams import StreamVectorEnv
@@ -33,7 +33,9 @@ __all__ = [
     "check_spaces",
     "encode_actions",
     "encode_observations",
+    "env_spec",
     "make_env",
     "make_single_env",
     "read_episode_statistics",
+    "resolve_env_id",
 ]

@@ -26,6 +26,20 @@ def non_negative_int(text: str) -> int:
     return _integer_at_least(text, 0, "non-negative")
 
 
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding, and most tools that take a seed, stop here
+
+
+def random_seed(text: str) -> int:
+    """argparse type: a random seed, an integer from 0 to :data:`MAX_SEED` (2**32 - 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED} (2**32 - 1), got {text}")
+    return value
+
+
 def _finite_float(text: str, what: str) -> float:
     try:
         value = float(text)

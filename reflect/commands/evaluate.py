@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reflect.commands.common import non_negative_int, positive_int
+from reflect.commands.common import positive_int, random_seed
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("--checkpoint", type=Path, required=True, metavar="PATH")
     evaluate.add_argument("--episodes", type=positive_int, default=20, help="episodes (default: 20)")
-    evaluate.add_argument("--seed", type=non_negative_int, default=None,
+    evaluate.add_argument("--seed", type=random_seed, default=None,
                           help="first episode seed (default: the run's evaluation seeds)")
     evaluate.add_argument("--render", action="store_true", help="show the episodes (needs a display)")
     evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the argmax")

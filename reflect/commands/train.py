@@ -4,14 +4,25 @@
     reflect train --env Acrobot-v1 --seed 3 --total-steps 200000 --set learner.lam=0.9
     reflect train --resume runs/<run>/checkpoints/step_25000.pt
     reflect train --resume runs/<run>                       # its newest loadable checkpoint
+    reflect train --env mymodule:MyEnv-v0                   # an env that mymodule registers
 
 Hyperparameters come from the tuned configs shipped with reflect (``configs/reflect.yaml``: a
 ``default`` entry plus one per env id), or from ``--config FILE`` in the same format; ``--set`` overrides
-single keys. ``--resume`` continues a checkpoint exactly (same config, same random streams) into a new
-run folder, up to ``--total-steps`` steps in total; given a run folder, it takes the newest checkpoint
-in it that loads (``final_model.pt``, else the ``checkpoints/step_<N>.pt`` with the largest N).
+single keys. ``--env module:EnvId`` imports ``module`` (from the current directory too) and trains the
+env it registers; the run keeps the whole id, so evaluate, plot and resume import the module again.
 
-Exit status: 0 done; 2 bad input or an unwritable run folder (nothing started); 1 a numerical failure
+``--resume`` continues a checkpoint exactly (same config, same random streams) into a new run folder, up
+to ``--total-steps`` steps in total; given a run folder, it takes the newest checkpoint in it that loads
+(``final_model.pt``, else the ``checkpoints/step_<N>.pt`` with the largest N). ``--set`` and ``--config``
+(its entry laid over the checkpoint's config) may change the schedule (``train.total_steps``,
+``eval_every``, ``eval_episodes``, ``checkpoint_every``, ``log_every``) and the step sizes
+(``learner.actor_lr``, ``critic_lr``, ``actor_kappa``, ``critic_kappa``, ``entropy_coef``,
+``baseline_rate``, ``action.log_std_lr_scale``); a line names each change. Any other setting is fixed by
+the checkpoint's state (the network's shape and neuron model, gamma and lambda, normalisation, the
+number of streams, the env): changing one is an error.
+
+Exit status: 0 done; 2 bad input, a checkpoint already at --total-steps, or an unwritable run folder
+(nothing started, and no run folder left behind); 1 a numerical failure
 (NaN/inf; the message names the last good checkpoint) or a final state that had to be saved outside
 the run folder, or could not be saved at all; 130/143 stopped by Ctrl-C/SIGTERM (checkpoint saved).
 """
@@ -22,9 +33,16 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from reflect.commands.common import non_negative_int, positive_int
+from reflect.commands.common import positive_int, random_seed
+
+if TYPE_CHECKING:
+    from reflect.agents.config import ReflectConfig
+    from reflect.runs.trainer import TrainResult
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -34,9 +52,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--env", metavar="ENV_ID", help="Gymnasium env id, e.g. CartPole-v1")
+    train.add_argument(
+        "--env", metavar="ENV_ID",
+        help="Gymnasium env id, e.g. CartPole-v1, or module:EnvId for an env that module registers",
+    )
     train.add_argument("--config", type=Path, metavar="FILE", help="YAML hyperparameters keyed by env id")
-    train.add_argument("--seed", type=non_negative_int, default=None, help="random seed (default: 0)")
+    train.add_argument(
+        "--seed", type=random_seed, default=None, help="random seed, 0 to 2**32 - 1 (default: 0)"
+    )
     train.add_argument("--total-steps", type=positive_int, metavar="N", help="environment steps in total")
     train.add_argument(
         "--run-dir",
@@ -77,72 +100,123 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(run=run)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a ``reflect train`` call will do, checked before any folder is created."""
+
+    env_id: str
+    seed: int
+    config: ReflectConfig
+    resume: Mapping[str, Any] | None = None
+    resume_path: Path | None = None
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from reflect.agents.config import load_reflect_config
-    from reflect.agents.reflect_agent import AGENT_NAME, SUPPORTED_ACTIONS
-    from reflect.checkpoints import load_checkpoint
-    from reflect.config import to_dict
-    from reflect.envs import check_spaces, make_single_env
-    from reflect.runs.run_dir import create_run_dir
+    from reflect.agents.reflect_agent import AGENT_NAME
+    from reflect.runs.run_dir import new_run_dir
     from reflect.runs.trainer import RunSaveError, train
-    from reflect.stop_signals import SIGNAL_EXIT_CODES
 
     torch.set_num_threads(args.num_threads)
-    resume = None
-    resume_path = None
-    if args.resume is not None:
-        resume_path = resume_file(args.resume)
-        resume = load_checkpoint(resume_path)
-        saved_env = resume.get("env_id")
-        if args.env is not None and args.env != saved_env:
-            raise ValueError(f"--env {args.env} does not match the checkpoint's env {saved_env}; drop --env")
-        if args.config is not None:
-            raise ValueError(
-                "--config cannot change a resumed run's hyperparameters; use --set for the schedule"
-            )
-        if args.seed is not None and args.seed != int(resume["seed"]):
-            raise ValueError(
-                f"--seed {args.seed} does not match the checkpoint's seed {resume['seed']}; drop --seed"
-            )
-        env_id, seed = str(saved_env), int(resume["seed"])
-        config = load_reflect_config(env_id, base=resume["config"], overrides=args.overrides)
-    else:
-        if args.env is None:
-            raise ValueError("--env is required, e.g. reflect train --env CartPole-v1")
-        env_id, seed = args.env, 0 if args.seed is None else args.seed
-        config = load_reflect_config(env_id, args.config, args.overrides)
-    if args.total_steps is not None:
-        config = load_reflect_config(
-            env_id, base=to_dict(config), overrides=[f"train.total_steps={args.total_steps}"]
-        )
-    # fail on a bad env id, env_kwargs or space before any folder is created
-    probe = make_single_env(env_id, **config.env_kwargs)
+    plan = _resume_plan(args) if args.resume is not None else _new_plan(args)
+    _check_env(plan)
+    command = shlex.join(["reflect", *getattr(args, "argv", ["train", "--env", plan.env_id])])
+    folder = new_run_dir(args.runs_root, plan.env_id, AGENT_NAME, plan.seed, explicit=args.run_dir)
     try:
-        check_spaces(probe.observation_space, probe.action_space, SUPPORTED_ACTIONS)
-    finally:
-        probe.close()
-    run_dir = create_run_dir(args.runs_root, env_id, AGENT_NAME, seed, explicit=args.run_dir)
-    command = shlex.join(["reflect", *getattr(args, "argv", ["train", "--env", env_id])])
-    print(f"run folder: {run_dir}", file=sys.stderr)
-    try:
-        result = train(
-            env_id,
-            config,
-            run_dir,
-            seed=seed,
-            resume=resume,
-            resume_path=resume_path,
-            command=command,
-            progress_bar=not args.no_progress,
-            verbose=0 if args.quiet else 1,
-        )
+        with folder as run_dir:
+            result = train(
+                plan.env_id,
+                plan.config,
+                run_dir,
+                seed=plan.seed,
+                resume=plan.resume,
+                resume_path=plan.resume_path,
+                command=command,
+                progress_bar=not args.no_progress,
+                verbose=0 if args.quiet else 1,
+                on_start=lambda: print(f"run folder: {run_dir}", file=sys.stderr),
+            )
     except RunSaveError as error:
         if os.environ.get("REFLECT_DEBUG"):
             raise
         print(f"reflect train: error: {error}", file=sys.stderr)
         return 1
+    return _report(result, plan)
+
+
+def _new_plan(args: argparse.Namespace) -> _Plan:
+    from reflect.agents.config import load_reflect_config
+
+    if args.env is None:
+        raise ValueError("--env is required, e.g. reflect train --env CartPole-v1")
+    overrides = [*args.overrides, *_total_steps_override(args)]
+    config = load_reflect_config(args.env, args.config, overrides)
+    return _Plan(args.env, 0 if args.seed is None else args.seed, config)
+
+
+def _resume_plan(args: argparse.Namespace) -> _Plan:
+    """The checkpoint to resume and its config with the allowed changes (each named on stderr).
+
+    Raises:
+        ValueError: --env or --seed contradict the checkpoint, a setting the checkpoint fixes is changed
+            (:mod:`reflect.runs.resume`), or the checkpoint has already reached the total steps.
+    """
+    from reflect.agents.config import load_reflect_config
+    from reflect.checkpoints import load_checkpoint
+    from reflect.config import deep_merge, load_env_config
+    from reflect.runs.resume import check_resume_config
+
+    resume_path = resume_file(args.resume)
+    resume = load_checkpoint(resume_path)
+    saved_env = resume.get("env_id")
+    if args.env is not None and saved_env is not None and args.env != saved_env:
+        raise ValueError(f"--env {args.env} does not match the checkpoint's env {saved_env}; drop --env")
+    env_id = saved_env or args.env
+    if env_id is None:
+        raise ValueError("the checkpoint does not name its environment: pass --env ENV_ID")
+    if args.seed is not None and args.seed != int(resume["seed"]):
+        raise ValueError(
+            f"--seed {args.seed} does not match the checkpoint's seed {resume['seed']}; drop --seed"
+        )
+    base = resume["config"]
+    if args.config is not None:  # the file's entry for the env, laid over the checkpoint's config
+        base = deep_merge(base, load_env_config(args.config, str(env_id)))
+    overrides = [*args.overrides, *_total_steps_override(args)]
+    config = load_reflect_config(str(env_id), base=base, overrides=overrides)
+    changes = check_resume_config(resume["config"], config)
+    done, total = int(resume["num_timesteps"]), config.train.total_steps
+    if total <= done:
+        raise ValueError(
+            f"the checkpoint is already at step {done:,} and train.total_steps is {total:,}: nothing to "
+            f"train; give --total-steps above {done:,} to continue it"
+        )
+    if changes:
+        print(f"resuming with changed settings: {', '.join(map(str, changes))}", file=sys.stderr)
+    return _Plan(str(env_id), int(resume["seed"]), config, resume, resume_path)
+
+
+def _total_steps_override(args: argparse.Namespace) -> list[str]:
+    return [] if args.total_steps is None else [f"train.total_steps={args.total_steps}"]
+
+
+def _check_env(plan: _Plan) -> None:
+    """Build the env once: a bad env id, module, env_kwargs or space fails before any folder exists."""
+    from reflect.agents.reflect_agent import SUPPORTED_ACTIONS
+    from reflect.envs import check_spaces, make_single_env
+
+    probe = make_single_env(plan.env_id, **plan.config.env_kwargs)
+    try:
+        check_spaces(probe.observation_space, probe.action_space, SUPPORTED_ACTIONS)
+    finally:
+        probe.close()
+
+
+def _report(result: TrainResult, plan: _Plan) -> int:
+    """Print the run's last line (and any write failures); the exit status."""
+    from reflect.stop_signals import SIGNAL_EXIT_CODES
+
+    env_id, seed, run_dir = plan.env_id, plan.seed, result.run_dir
     summary = result.summary
     solved = summary["solved_at_step"]
 

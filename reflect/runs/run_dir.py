@@ -6,7 +6,9 @@ collision gets a ``-1``, ``-2``, ... suffix, and a folder the user names explici
 
 Files in it are written atomically (:mod:`reflect.atomic_files`). A new run folder is checked to be
 writable before training starts (a file is created in it and removed), so a read-only location, a full
-disk or a missing permission is an error up front instead of a run that cannot save anything.
+disk or a missing permission is an error up front instead of a run that cannot save anything. A command
+that fails before it writes anything into its new run folder removes the folders it created
+(:func:`new_run_dir`); files are never removed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import errno
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +28,7 @@ __all__ = [
     "RunDirError",
     "check_writable",
     "create_run_dir",
+    "new_run_dir",
     "os_error_fix",
     "os_error_reason",
     "probe_write",
@@ -82,41 +86,95 @@ def create_run_dir(
             written to (the message names the path, the reason from the operating system and the fix);
             folders this call created are removed again.
     """
-    created: list[Path] = []
+    return _create_run_dir(root, env_id, agent, seed, explicit, now)[0]
+
+
+@contextlib.contextmanager
+def new_run_dir(
+    root: Path | str,
+    env_id: str,
+    agent: str,
+    seed: int,
+    explicit: Path | str | None = None,
+    now: datetime | None = None,
+) -> Iterator[Path]:
+    """:func:`create_run_dir` for a ``with`` block: when the block raises, every folder the call created
+    (the run folder, ``checkpoints/``, a new ``root``) is removed again if it is still empty, so a run
+    that failed before writing anything leaves nothing behind. Files are never removed: a run that wrote
+    any keeps its folder."""
+    run_dir, created = _create_run_dir(root, env_id, agent, seed, explicit, now)
+    try:
+        yield run_dir
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+
+
+def _create_run_dir(
+    root: Path | str,
+    env_id: str,
+    agent: str,
+    seed: int,
+    explicit: Path | str | None,
+    now: datetime | None,
+) -> tuple[Path, list[Path]]:
+    """:func:`create_run_dir`, and the folders it created, innermost first."""
     if explicit is not None:
         run_dir = Path(explicit)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise RunDirError(f"run directory '{run_dir}' is a file; choose another directory")
-        try:
-            occupied = run_dir.is_dir() and any(run_dir.iterdir())
-        except OSError as error:
-            raise _os_error(run_dir, error) from error
-        if occupied:
-            raise RunDirError(
-                f"run directory '{run_dir}' already holds files; choose another directory or remove it"
-            )
-        if not run_dir.exists():
-            created.append(run_dir)
-        _make_dirs(run_dir, exist_ok=True)
+        _check_explicit(run_dir)
+        created = _missing_folders(run_dir)
     else:
         stamp = (now or datetime.now()).strftime(TIMESTAMP_FORMAT)
         base = Path(root) / run_name(env_id, agent, seed, stamp)
-        _make_dirs(base.parent, exist_ok=True)
-        run_dir = _claim_new_dir(base)
-        created.append(run_dir)
-    checkpoints = run_dir / CHECKPOINTS_DIR
+        created = _missing_folders(base.parent)
     try:
+        if explicit is not None:
+            _make_dirs(run_dir, exist_ok=True)
+        else:
+            _make_dirs(base.parent, exist_ok=True)
+            run_dir = _claim_new_dir(base)
+            created.insert(0, run_dir)
+        checkpoints = run_dir / CHECKPOINTS_DIR
         if not checkpoints.exists():
             created.insert(0, checkpoints)
         _make_dirs(checkpoints, exist_ok=True)
         for folder in (run_dir, checkpoints):
             check_writable(folder)
     except RunDirError:
-        for folder in created:  # innermost first; only folders this call made, and only if still empty
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        _remove_if_empty(created)  # only folders this call made, and only if still empty
         raise
-    return run_dir
+    return run_dir, created
+
+
+def _check_explicit(run_dir: Path) -> None:
+    """A folder the user named must be new or empty."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory '{run_dir}' is a file; choose another directory")
+    try:
+        occupied = run_dir.is_dir() and any(run_dir.iterdir())
+    except OSError as error:
+        raise _os_error(run_dir, error) from error
+    if occupied:
+        raise RunDirError(
+            f"run directory '{run_dir}' already holds files; choose another directory or remove it"
+        )
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, innermost first."""
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """``rmdir`` each folder, innermost first; a folder that holds anything (or cannot be removed) stays."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def check_writable(directory: Path | str) -> None:

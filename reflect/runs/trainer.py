@@ -41,7 +41,7 @@ from reflect.agents.config import ReflectConfig
 from reflect.agents.reflect_agent import AGENT_NAME, Reflect
 from reflect.atomic_files import remove_stale_temp_files, write_bytes_atomic, write_text_atomic
 from reflect.config import to_dict
-from reflect.envs import make_single_env
+from reflect.envs import env_spec, make_single_env
 from reflect.learning import compile_steps
 from reflect.runs.callbacks import (
     CheckpointCallback,
@@ -56,6 +56,7 @@ from reflect.runs.callbacks import (
     quiet_tensorboard_threads,
 )
 from reflect.runs.evaluation import EVAL_SEED_OFFSET, EvaluationResult
+from reflect.runs.resume import check_resume_config
 from reflect.runs.run_dir import CHECKPOINTS_DIR, RunDirError, os_error_fix, os_error_reason
 from reflect.runs.summary import (
     EvaluationRecord,
@@ -94,10 +95,9 @@ class TrainResult:
 
 
 def reward_threshold(env_id: str) -> float | None:
-    """The env's registered ``reward_threshold`` (CartPole-v1: 475), or None."""
-    import gymnasium as gym
-
-    spec = gym.spec(env_id)
+    """The env's registered ``reward_threshold`` (CartPole-v1: 475), or None (``module:EnvId`` imports
+    the module first)."""
+    spec = env_spec(env_id)
     return None if spec.reward_threshold is None else float(spec.reward_threshold)
 
 
@@ -325,17 +325,24 @@ def train(
     callback: Any = None,
     save_attempts: int | None = None,
     retry_pause: float | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Train in ``run_dir`` (already created, empty) until ``config.train.total_steps`` steps in total.
 
-    ``resume``: a checkpoint payload; training continues exactly where it stopped. ``resume_path``:
+    ``resume``: a checkpoint payload; training continues exactly where it stopped (``config`` may differ
+    from the checkpoint's only in the settings :mod:`reflect.runs.resume` allows). ``resume_path``:
     the file it came from (the checkpoint to name if this run fails before writing one; temporary files
     a killed writer left beside it are removed). ``callback``: more callbacks for
     :meth:`Reflect.learn`, called before the run's own at every step. ``save_attempts`` and
     ``retry_pause``: how often and how far apart the final save is tried before the fallback folder
-    (default :data:`SAVE_ATTEMPTS`, :data:`RETRY_PAUSE_SECONDS`).
+    (default :data:`SAVE_ATTEMPTS`, :data:`RETRY_PAUSE_SECONDS`). ``on_start``: called once the agent
+    and the environments are built, before the first file is written into ``run_dir``.
+
+    Everything that can fail on bad input (the config against the checkpoint, the agent, the
+    environments) is built before anything is written, so such a failure leaves ``run_dir`` as it was.
 
     Raises:
+        ResumeConfigError: ``config`` changes a setting the checkpoint fixes (nothing written).
         RunDirError: ``config.yaml`` or ``command.txt`` cannot be written (before training starts).
         FloatingPointError: NaN or inf stopped the run; the message names the last good checkpoint.
         RunSaveError: the final state could not be written anywhere (see :func:`save_final`).
@@ -343,19 +350,19 @@ def train(
     wall_start = time.perf_counter()
     save_attempts = SAVE_ATTEMPTS if save_attempts is None else save_attempts
     retry_pause = RETRY_PAUSE_SECONDS if retry_pause is None else retry_pause
-    run_config = {"env": env_id, "seed": seed, **to_dict(config)}
-    try:
-        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(run_config, sort_keys=False))
-        write_text_atomic(run_dir / "command.txt", command + "\n")
-    except OSError as error:
-        raise RunDirError(
-            f"cannot write to run directory '{run_dir}': {os_error_reason(error)}; {os_error_fix(error)}"
-        ) from error
-    _clean_stale_temp_files(resume_path)
-    agent = Reflect(env_id, config, seed=seed)
     if resume is not None:
-        agent.load_state(resume)
-    threshold = reward_threshold(env_id)
+        check_resume_config(resume["config"], config)
+    agent, eval_env, threshold = _build(env_id, config, seed, resume)
+    try:
+        compile_steps(agent.learner, verbose)
+        if on_start is not None:
+            on_start()
+        _write_run_files(run_dir, {"env": env_id, "seed": seed, **to_dict(config)}, command)
+    except BaseException:
+        eval_env.close()
+        agent.env.close()
+        raise
+    _clean_stale_temp_files(resume_path)
     history = _history_from(resume)
     guard = WriteGuard()
     writer = GuardedSummaryWriter(run_dir, guard)
@@ -363,7 +370,6 @@ def train(
     if recorder.csv_stale:
         recorder.write_csv()
     schedule = config.train
-    eval_env = make_single_env(env_id, **config.env_kwargs)
     evaluation = EvaluationCallback(
         eval_env, schedule.eval_every, schedule.eval_episodes, seed + EVAL_SEED_OFFSET, recorder.on_evaluation
     )
@@ -384,7 +390,6 @@ def train(
     save_failure: RunSaveError | None = None
     saved: Path | None = None
     learn_seconds = 0.0
-    compile_steps(agent.learner, verbose)
     learn_start = time.perf_counter()
     try:
         with quiet_tensorboard_threads():
@@ -455,6 +460,34 @@ def train(
 
         guard.attempt("the plots", run_dir, lambda: plot_run(run_dir), "The checkpoints are unaffected.")
     return TrainResult(run_dir, summary, stop.reason, saved, guard.failures)
+
+
+def _build(
+    env_id: str, config: ReflectConfig, seed: int, resume: Mapping[str, Any] | None
+) -> tuple[Reflect, Any, float | None]:
+    """The run's agent (with the checkpoint's state), its evaluation env and the env's reward threshold;
+    whatever was built is closed again when a later part fails."""
+    agent = Reflect(env_id, config, seed=seed)
+    try:
+        if resume is not None:
+            agent.load_state(resume)
+        threshold = reward_threshold(env_id)
+        eval_env = make_single_env(env_id, **config.env_kwargs)
+    except BaseException:
+        agent.env.close()
+        raise
+    return agent, eval_env, threshold
+
+
+def _write_run_files(run_dir: Path, run_config: dict[str, Any], command: str) -> None:
+    """``config.yaml`` and ``command.txt``; raises RunDirError when they cannot be written."""
+    try:
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(run_config, sort_keys=False))
+        write_text_atomic(run_dir / "command.txt", command + "\n")
+    except OSError as error:
+        raise RunDirError(
+            f"cannot write to run directory '{run_dir}': {os_error_reason(error)}; {os_error_fix(error)}"
+        ) from error
 
 
 def _write_summary(summary: dict[str, Any], run_dir: Path, saved: Path | None, guard: WriteGuard) -> None:
