@@ -191,6 +191,15 @@ def test_resume_refuses_a_setting_the_checkpoint_fixes(
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_refused_resume_from_a_run_folder_is_one_line(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _resume(checkpoint.parent, tmp_path / "runs", "--total-steps", "400", "--set", "learner.lam=0.5")
+    assert code == 2
+    _one_line_error(capsys.readouterr().err, "'learner.lam'")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_takes_a_new_step_size_and_says_so(
     checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -109,6 +109,12 @@ class _Plan:
     config: ReflectConfig
     resume: Mapping[str, Any] | None = None
     resume_path: Path | None = None
+    notices: tuple[str, ...] = ()  # printed once the run starts
+
+    def announce(self, run_dir: Path) -> None:
+        """The lines on stderr that start a run: its notices, then its folder."""
+        for line in (*self.notices, f"run folder: {run_dir}"):
+            print(line, file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                 command=command,
                 progress_bar=not args.no_progress,
                 verbose=0 if args.quiet else 1,
-                on_start=lambda: print(f"run folder: {run_dir}", file=sys.stderr),
+                on_start=lambda: plan.announce(run_dir),
             )
     except RunSaveError as error:
         if os.environ.get("REFLECT_DEBUG"):
@@ -191,9 +197,10 @@ def _resume_plan(args: argparse.Namespace) -> _Plan:
             f"the checkpoint is already at step {done:,} and train.total_steps is {total:,}: nothing to "
             f"train; give --total-steps above {done:,} to continue it"
         )
+    notices = [f"resuming from {resume_path}"]
     if changes:
-        print(f"resuming with changed settings: {', '.join(map(str, changes))}", file=sys.stderr)
-    return _Plan(str(env_id), int(resume["seed"]), config, resume, resume_path)
+        notices.append(f"resuming with changed settings: {', '.join(map(str, changes))}")
+    return _Plan(str(env_id), int(resume["seed"]), config, resume, resume_path, tuple(notices))
 
 
 def _total_steps_override(args: argparse.Namespace) -> list[str]:
@@ -259,7 +266,6 @@ def resume_file(path: Path) -> Path:
     except CheckpointError:
         found = latest_checkpoint(path / CHECKPOINTS_DIR) or latest_checkpoint(path)
     if found is not None:
-        print(f"resuming from {found}", file=sys.stderr)
         return found
     raise CheckpointError(
         f"no loadable checkpoint in '{path}' (looked for final_model.pt and checkpoints/step_<N>.pt); "
