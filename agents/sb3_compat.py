@@ -6,6 +6,10 @@
   same-step-autoreset format Reflect reads (``terminated``, ``truncated``, ``final_obs``, ``episode``).
 * :func:`default_logger` builds an SB3 ``Logger`` (stdout when verbose) for SB3 callbacks and
   ``Reflect.set_logger(configure(folder, ["stdout", "csv", "tensorboard"]))``.
+* :func:`monitor_while_sb3_is_in_use` is the episode monitor of :func:`reflect.envs.make_single_env`
+  (set when this module is imported, as it is with :mod:`reflect.agents`): once SB3 is imported, the
+  environments it builds wear SB3's ``Monitor``, so ``evaluate_policy`` and ``EvalCallback`` find the
+  episode statistics they look for instead of warning.
 
 SB3 callbacks (``CheckpointCallback``, ``EvalCallback``, ``StopTrainingOnRewardThreshold``,
 ``CallbackList``, ...) need no adapter: Reflect offers what they use (``num_timesteps``, ``get_env``,
@@ -18,7 +22,10 @@ import sys
 import time
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+
+from reflect.envs.episode_stats import set_episode_monitor
 
 
 def is_sb3_vec_env(env: Any) -> bool:
@@ -35,6 +42,25 @@ def default_logger(verbose: int) -> Any:
             'the SB3 logger needs stable-baselines3: pip install "reflect-rl[sb3]"'
         ) from error
     return Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if verbose else [])
+
+
+def monitor_while_sb3_is_in_use(env: gym.Env) -> gym.Env:
+    """``env`` in stable-baselines3's ``Monitor`` once SB3 is imported, else ``env`` as it is (nothing of
+    SB3 is imported here for a program that does not use it).
+
+    SB3 finds a ``Monitor`` by its class; its ``evaluate_policy`` and ``EvalCallback`` warn about an
+    evaluation env without one. ``Monitor`` records each episode once (``info["episode"]`` at its last
+    step; reflect's readers take one record per episode wherever it is) and changes nothing the env
+    returns; it refuses a step after an episode's end until the env is reset.
+    """
+    if "stable_baselines3" not in sys.modules:
+        return env
+    from stable_baselines3.common.monitor import Monitor
+
+    return Monitor(env)
+
+
+set_episode_monitor(monitor_while_sb3_is_in_use)
 
 
 class SB3VecEnvStreams:

@@ -32,6 +32,7 @@ from reflect.envs.encoding import (
     needs_observation_encoding,
     observation_encoding_problem,
 )
+from reflect.envs.episode_stats import monitor_episodes
 from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError
 from reflect.envs.streams import StreamVectorEnv
 
@@ -230,10 +231,15 @@ def _encode_spaces(env: gym.Env) -> gym.Env:
     return env
 
 
-def make_single_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+def make_single_env(env_id: str, *, render_mode: str | None = None, episode_monitor: bool = True,
+                    **kwargs: Any) -> gym.Env:
     """``gym.make(env_id, render_mode=..., **kwargs)`` without the env checker (``render_mode`` passed only
     when given), with clear setup errors, and its spaces encoded for the learners
     (:mod:`reflect.envs.encoding`).
+
+    ``episode_monitor``: put the episode monitor of :func:`reflect.envs.episode_stats.set_episode_monitor`,
+    if one is set, directly over the environment (reflect's stable-baselines3 adapter sets SB3's
+    ``Monitor`` once SB3 is in use); :func:`make_env` passes False: its streams keep their own statistics.
 
     A 1-D Box observation space and a ``Discrete`` (from 0) or ``Box`` action space get no wrapper. An id
     starting ``popgym-`` imports popgym first, which registers it; ``module:EnvId`` imports ``module``
@@ -271,6 +277,8 @@ def make_single_env(env_id: str, *, render_mode: str | None = None, **kwargs: An
             f"unknown environment {env_id!r} ({detail}): list the registered ids with: {_LIST_IDS}"
         ) from exc
     try:
+        if episode_monitor:  # over the environment itself, under reflect's wrappers
+            env = monitor_episodes(env)
         return _encode_spaces(env)
     except Exception:
         env.close()
@@ -288,7 +296,7 @@ def make_env(env_id: str, seed: int | None = None, num_envs: int = 1, **kwargs: 
     envs: list[gym.Env] = []
     try:
         for _ in range(num_envs):
-            envs.append(make_single_env(env_id, **kwargs))
+            envs.append(make_single_env(env_id, episode_monitor=False, **kwargs))
         return StreamVectorEnv(envs, seed=seed)
     except Exception:
         for env in envs:

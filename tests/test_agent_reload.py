@@ -1,9 +1,12 @@
 """Reloading agents trained through the Python API: on several streams (a stable-baselines3 VecEnv or a
 Gymnasium vector env), through ``Reflect.load`` with and without an env, ``reflect evaluate`` and
-``reflect export``; and the step API's step counter."""
+``reflect export``; the step API's step counter; stable-baselines3's evaluation on reflect's envs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,10 +17,13 @@ import torch
 from reflect.agents import Reflect
 from reflect.checkpoints import load_checkpoint
 from reflect.cli import main
+from reflect.envs import make_env, make_single_env
 
 sb3 = pytest.importorskip("stable_baselines3")
 from stable_baselines3.common.callbacks import CheckpointCallback  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
+from stable_baselines3.common.monitor import Monitor  # noqa: E402
 
 SMALL = {"network": {"hidden": [16]}}
 
@@ -154,3 +160,60 @@ def test_the_step_api_counts_every_stream() -> None:
         agent.act(obs)
         agent.observe(np.ones(3), np.zeros(3, dtype=bool), np.zeros(3, dtype=bool), obs)
     assert agent.num_timesteps == 12
+
+
+# ---- stable-baselines3's evaluation on reflect's environments -------------------------------------
+
+
+def _wrappers(env: gym.Env) -> list[type]:
+    chain = []
+    while isinstance(env, gym.Wrapper):
+        chain.append(type(env))
+        env = env.env
+    return chain
+
+
+def test_evaluate_policy_takes_reflect_envs_without_a_monitor_warning() -> None:
+    agent = Reflect("CartPole-v1", SMALL, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SB3 warns when it finds no Monitor
+        returns, lengths = evaluate_policy(agent, make_single_env("CartPole-v1"), n_eval_episodes=3,
+                                           return_episode_rewards=True)
+    assert len(returns) == len(lengths) == 3
+    assert [float(r) for r in returns] == [float(n) for n in lengths]  # CartPole: +1 a step
+
+
+def test_training_streams_wear_no_monitor_and_keep_exact_snapshots() -> None:
+    assert Monitor in _wrappers(make_single_env("CartPole-v1"))
+    assert Monitor not in _wrappers(make_single_env("CartPole-v1", episode_monitor=False))
+    streams = make_env("CartPole-v1", seed=0, num_envs=2)
+    assert all(Monitor not in _wrappers(env) for env in streams.envs)
+    assert streams.supports_exact_snapshot()
+
+
+@pytest.mark.parametrize("kind", ["reflect", "sb3"])
+def test_monitored_envs_count_each_episode_once(kind: str) -> None:
+    # sb3: make_vec_env puts its Monitor over make_single_env's
+    env = (make_single_env("CartPole-v1") if kind == "reflect"
+           else make_vec_env(lambda: make_single_env("CartPole-v1"), n_envs=2, seed=0))
+    agent = Reflect(env, SMALL, seed=0)
+    ends = [0]
+
+    def count_ends(local: dict, _: dict) -> bool:
+        ends[0] += int(np.sum(local["dones"]))
+        return True
+
+    agent.learn(400, callback=count_ends)
+    assert ends[0] > 0 and len(agent.ep_info_buffer) == ends[0]
+    assert all(r == n for r, n in agent.ep_info_buffer)  # CartPole: +1 a step
+
+
+def test_a_program_without_stable_baselines3_builds_unmonitored_envs() -> None:
+    code = ("import sys, reflect.agents\n"
+            "from reflect.envs import make_single_env\n"
+            "env = make_single_env('CartPole-v1')\n"
+            "assert 'stable_baselines3' not in sys.modules, 'SB3 was imported'\n"
+            "print(type(env).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == "TimeLimit"
