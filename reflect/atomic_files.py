@@ -11,15 +11,17 @@ those names, and :func:`remove_stale_temp_files` deletes the ones whose writer i
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 __all__ = [
+    "check_can_write",
     "is_temp_file",
     "open_atomic",
     "remove_stale_temp_files",
@@ -47,22 +49,71 @@ def open_atomic(path: Path | str) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for binary writing; on a clean exit, flush and fsync it and
     rename it over ``path`` (``os.replace``). On an exception the temporary file is removed and ``path``
     is left as it was. Missing parent folders are created.
+
+    An ``OSError`` from writing names ``path`` (its ``filename``), never the temporary file, which
+    the caller has never heard of.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(_temp_name(target.name, os.getpid()))
-    # os.open with mode 0o666 lets the umask decide the permissions, as for an ordinary new file
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        # os.open with mode 0o666 lets the umask decide the permissions, as for an ordinary new file
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as error:
+        _raise_naming_target(error, temp, target)
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, target)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        _raise_naming_target(error, temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+def check_can_write(path: Path | str) -> None:
+    """Check, without touching ``path``, that :func:`open_atomic` could write it: a small temporary
+    file (named as :func:`open_atomic` names them) is created, written, fsynced and removed in the
+    nearest folder of ``path`` that exists. Call it before long work whose result goes to ``path``.
+
+    Raises:
+        OSError: naming ``path``, with the operating system's reason (a read-only file system, a
+            missing permission, a full disk, a file where a folder should be).
+    """
+    target = Path(path)
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"'{folder}' is a file, not a folder", str(target))
+    probe = folder / _temp_name(target.name, os.getpid())
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            os.write(fd, b"reflect\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        with suppress(OSError):
+            probe.unlink(missing_ok=True)
+        _raise_naming_target(error, probe, target)
+    with suppress(OSError):
+        probe.unlink()
+
+
+def _raise_naming_target(error: OSError, temp: Path, target: Path) -> NoReturn:
+    """Raise ``error`` again, as raised on ``target`` when it names the temporary file ``temp`` or no
+    file at all (a write or an fsync that failed); any other error unchanged."""
+    if error.errno is None or error.filename not in (None, str(temp), temp):
+        raise error
+    # OSError(errno, ...) picks the subclass of the errno, as the original (FileNotFoundError, ...)
+    raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(target)) from error
 
 
 def _fsync_dir(directory: Path) -> None:

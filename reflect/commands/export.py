@@ -35,11 +35,31 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from reflect.export.exporter import export_checkpoint
+def _write_error(target: Path, error: OSError, named: bool) -> ValueError:
+    """The one-line error for an output file that cannot be written: the path the user gave (or the
+    default beside the checkpoint), the operating system's reason and the fix."""
+    from reflect.runs.run_dir import os_error_fix, os_error_reason
 
-    path, meta = export_checkpoint(args.checkpoint, args.export_format, out=args.out,
-                                   batch_size=args.batch_size, overwrite=args.force)
+    elsewhere = "" if named else "; --out FILE writes it elsewhere"
+    return ValueError(
+        f"cannot write the exported policy to '{target}': {os_error_reason(error)}; "
+        f"{os_error_fix(error)}{elsewhere}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from reflect.atomic_files import check_can_write
+    from reflect.export.exporter import default_output_path, export_checkpoint
+
+    target = args.out if args.out is not None else default_output_path(args.checkpoint, args.export_format)
+    try:
+        check_can_write(target)  # before the checkpoint is loaded and exported
+        path, meta = export_checkpoint(args.checkpoint, args.export_format, out=args.out,
+                                       batch_size=args.batch_size, overwrite=args.force)
+    except OSError as error:
+        if error.filename is None or Path(error.filename) != Path(target):
+            raise
+        raise _write_error(Path(target), error, named=args.out is not None) from error
     inputs = ", ".join(f"{io['name']} {io['shape']} {io['dtype']}" for io in meta["inputs"])
     outputs = ", ".join(f"{io['name']} {io['shape']} {io['dtype']}" for io in meta["outputs"])
     kind = "TorchScript" if args.export_format == "torchscript" else f"ONNX opset {meta.get('onnx_opset')}"

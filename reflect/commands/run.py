@@ -12,12 +12,16 @@ never bursts to catch up) and the median / p99 / max latencies of each part of a
 With --learn the agent is saved to --out (default: <checkpoint>_run.pt beside the checkpoint; the
 input checkpoint is only overwritten when --out names it) when the run ends, every --checkpoint-every
 seconds, and on Ctrl-C or SIGTERM, which stop the loop at the next tick (exit status 130 / 143).
+A location that cannot be written is refused before the loop starts; if the final save still fails,
+the agent goes to a folder reflect-rescue-* under the system's temporary directory, named in a warning
+(exit status 1).
 Without --duration or --steps the loop runs until one of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,7 +107,22 @@ def _output_path(args: argparse.Namespace) -> Path | None:
             )
     if out.is_dir():
         raise ValueError(f"--out '{out}' is a directory; give a file path, e.g. {out / 'agent.pt'}")
+    _check_writable(out)
     return out
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output file that cannot be written before the loop runs, not after it learned."""
+    from reflect.atomic_files import check_can_write
+    from reflect.runs.run_dir import os_error_fix, os_error_reason
+
+    try:
+        check_can_write(out)
+    except OSError as error:
+        raise ValueError(
+            f"cannot save the learned agent to '{out}': {os_error_reason(error)}; {os_error_fix(error)} "
+            "(--out PATH chooses the file)"
+        ) from error
 
 
 def _env_id(args: argparse.Namespace, payload: dict[str, Any]) -> str:
@@ -140,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     from reflect.checkpoints import load_checkpoint
     from reflect.envs import make_single_env
     from reflect.runtime import SIGNAL_EXIT_CODES, GymControl, check_rate_hz
+    from reflect.runtime.checkpointing import CheckpointSaveError
     from reflect.runtime.clock import RealClock
     from reflect.runtime.realtime import check_realtime_priority
 
@@ -187,6 +207,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         report = loop.run(duration_s=args.duration, steps=args.steps)
+    except CheckpointSaveError as error:  # neither --out nor a fallback folder could be written
+        if os.environ.get("REFLECT_DEBUG"):
+            raise
+        print(f"reflect run: error: {error}", file=sys.stderr)
+        return 1
     finally:
         env.close()
     print(report.format())
@@ -200,10 +225,20 @@ def run(args: argparse.Namespace) -> int:
         print("episodes: none ended")
     if report.stopped_by in SIGNAL_EXIT_CODES:
         print(f"stopped by {report.stopped_by}", file=sys.stderr)
-    if report.checkpoint is not None:
+    if report.save_error is not None:  # saved, but in a fallback folder
+        print(
+            f"reflect run: warning: saved the learned agent ({report.num_timesteps:,} steps) to "
+            f"'{report.checkpoint}' because {report.save_error}; continue with: "
+            f"reflect run --checkpoint {report.checkpoint} --learn --out PATH (a writable file)",
+            file=sys.stderr,
+        )
+    elif report.checkpoint is not None:
         print(
             f"saved {report.checkpoint} ({report.num_timesteps:,} steps learned); continue with: "
             f"reflect run --checkpoint {report.checkpoint} --learn --out {report.checkpoint}",
             file=sys.stderr,
         )
-    return SIGNAL_EXIT_CODES.get(report.stopped_by or "", 0)
+    signal_status = SIGNAL_EXIT_CODES.get(report.stopped_by or "")
+    if signal_status is not None:
+        return signal_status
+    return 1 if report.save_error is not None else 0

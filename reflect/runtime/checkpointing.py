@@ -8,24 +8,38 @@ capture waits for a tick with enough time left before its deadline (judged by th
 duration), for at most half a second. While a write runs, the interpreter's thread switch interval is
 shortened so that the writer cannot hold the control thread back for long. The final checkpoint,
 when the loop stops, is written in the foreground after any periodic write has finished, so it is
-always the newest file on disk.
+always the newest file on disk. If it cannot be written there (a read-only file system, a lost
+permission, a full disk), it goes to a new folder ``reflect-rescue-*`` under the system's temporary
+directory instead, so that what the agent learned is not lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from reflect.checkpoints import save_checkpoint
 
-__all__ = ["CheckpointSchedule", "checkpoint_file"]
+__all__ = ["RESCUE_PREFIX", "CheckpointSaveError", "CheckpointSchedule", "checkpoint_file"]
+
+RESCUE_PREFIX = "reflect-rescue-"  # the fallback folder of a final checkpoint, as training runs name it
 
 _SWITCH_INTERVAL_S = 2e-4  # while a background write runs (CPython's default is 5 ms)
 _MAX_POSTPONE_NS = 500_000_000  # a due capture waits this long at most for a tick with time to spare
+
+
+class CheckpointSaveError(RuntimeError):
+    """The final checkpoint could be written neither to its path nor to a fallback folder."""
+
+
+def _os_reason(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -72,6 +86,7 @@ class CheckpointSchedule:
         self.every_ticks = every_ticks
         self.written = 0
         self.error: str | None = None
+        self.save_error: str | None = None  # why the final checkpoint went to a fallback folder
         self.capture_ns = 0  # how long the last capture took on the loop's clock (set by the loop)
         self.capture_max_ns = 0
         self._due_since: int | None = None
@@ -88,7 +103,7 @@ class CheckpointSchedule:
 
     def reset_counts(self) -> None:
         """Forget the writes (and the error) of an earlier run."""
-        self.written, self.error, self.capture_max_ns = 0, None, 0
+        self.written, self.error, self.save_error, self.capture_max_ns = 0, None, None, 0
 
     def start(self, now_ns: int, tick: int) -> None:
         """Begin a run at clock time ``now_ns`` after ``tick`` ticks (starts the writer thread)."""
@@ -158,6 +173,36 @@ class CheckpointSchedule:
             self._thread = None
 
     def save(self, agent: Any) -> Path:
-        """Write the agent's checkpoint now, in the foreground (after any periodic write)."""
+        """Write the agent's checkpoint now, in the foreground (after any periodic write); returns the
+        path written. When :attr:`path` cannot be written (``OSError``), the checkpoint goes to a new
+        folder ``reflect-rescue-*`` under the system's temporary directory and :attr:`save_error`
+        says why.
+
+        Raises:
+            CheckpointSaveError: the fallback folder could not be written either (nothing was saved).
+        """
         self.finish()
-        return Path(agent.save(self.path))
+        try:
+            return Path(agent.save(self.path))
+        except OSError as error:
+            return self._rescue(agent, error)
+
+    def _rescue(self, agent: Any, error: OSError) -> Path:
+        """Save ``agent`` in a fresh folder under the temporary directory after ``error`` at :attr:`path`."""
+        reason = _os_reason(error)
+        folder: Path | None = None
+        try:
+            folder = Path(tempfile.mkdtemp(prefix=f"{RESCUE_PREFIX}{self.path.stem}-"))
+            saved = Path(agent.save(folder / self.path.name))
+        except OSError as rescue_error:
+            if folder is not None:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            where = folder if folder is not None else tempfile.gettempdir()
+            raise CheckpointSaveError(
+                f"cannot save the agent: writing '{self.path}' failed ({reason}) and so did the fallback "
+                f"folder '{where}' ({_os_reason(rescue_error)}); what it learned in this run is lost: "
+                "free disk space or choose a writable checkpoint path, then run again"
+            ) from rescue_error
+        self.save_error = f"'{self.path}' could not be written ({reason})"
+        return saved

@@ -238,7 +238,8 @@ class ControlLoop:
         SIGINT or SIGTERM) and report deadline misses, latencies and episodes.
 
         A learning loop with a ``checkpoint_path`` saves the agent there when the run ends (not after
-        an exception: the files written before stay as they were).
+        an exception: the files written before stay as they were); if that path cannot be written, in a
+        fallback folder (the report's ``checkpoint`` and ``save_error`` say where and why).
         """
         duration_ns = self._check_length(duration_s, steps)
         agent = self.agent
@@ -299,6 +300,7 @@ class ControlLoop:
             checkpoints_written=0 if schedule is None else schedule.written,
             checkpoint_capture_max_us=0.0 if schedule is None else schedule.capture_max_ns / 1e3,
             checkpoint_error=None if schedule is None else schedule.error,
+            save_error=None if schedule is None else schedule.save_error,
         )
 
     @staticmethod

@@ -32,6 +32,8 @@ class LoopReport:
         stopped_by: ``None`` (ran its duration or steps), ``"SIGINT"``, ``"SIGTERM"`` or
             ``"stop()"``.
         checkpoint: the file written when the run ended (learning with a checkpoint path), else None.
+        save_error: why that file is not at the checkpoint path but in a fallback folder
+            (``reflect-rescue-*`` under the system's temporary directory); None when it is where asked.
         checkpoints_written: periodic checkpoints written during the run; ``checkpoint_capture_max_us``
             the longest time capturing one took inside a tick.
         checkpoint_error: why a periodic checkpoint could not be written, if one failed.
@@ -53,6 +55,7 @@ class LoopReport:
     checkpoints_written: int = 0
     checkpoint_capture_max_us: float = 0.0
     checkpoint_error: str | None = None
+    save_error: str | None = None
 
     @property
     def period_us(self) -> float:
@@ -83,6 +86,7 @@ class LoopReport:
             "checkpoints_written": self.checkpoints_written,
             "checkpoint_capture_max_us": self.checkpoint_capture_max_us,
             "checkpoint_error": self.checkpoint_error,
+            "save_error": self.save_error,
         }
 
     def format(self) -> str:
@@ -113,4 +117,6 @@ class LoopReport:
             )
         if self.checkpoint_error:
             lines.append(f"warning: a periodic checkpoint failed: {self.checkpoint_error}")
+        if self.save_error:
+            lines.append(f"warning: saved to '{self.checkpoint}' instead: {self.save_error}")
         return "\n".join(lines)
