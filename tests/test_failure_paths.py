@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,9 @@ from reflect.agents import Reflect
 from reflect.atomic_files import check_can_write, open_atomic, write_bytes_atomic
 from reflect.checkpoints import load_checkpoint
 from reflect.cli import main
-from reflect.runtime import ControlLoop, FakeClock
+from reflect.runtime import ControlLoop, FakeClock, RealClock
 from reflect.runtime.checkpointing import RESCUE_PREFIX, CheckpointSaveError
+from reflect.runtime.loop import WAIT_SLICE_NS
 
 SMALL = {"network": {"hidden": [16]}}
 SIMULATED = os.name != "posix" or os.geteuid() == 0  # file modes do not stop root
@@ -210,5 +214,53 @@ def test_a_control_loop_says_so_when_the_fallback_fails_too(
     with pytest.raises(CheckpointSaveError, match=r"writing '.*live\.pt' failed .* and so did the fallback"):
         _loop(agent, read_only_dir / "live.pt", FakeClock()).run(steps=5)
     assert list(read_only_dir.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- Ctrl-C between ticks
+class SignalWhileSleeping(FakeClock):
+    """A fake clock on which SIGINT arrives at ``at_s`` while the loop sleeps: the handler runs then
+    and the sleep goes on to its deadline, as ``time.sleep`` does after a handler that returns."""
+
+    def __init__(self, at_s: float) -> None:
+        super().__init__()
+        self.at_ns: int | None = round(at_s * 1e9)
+
+    def sleep_until(self, deadline_ns: int) -> None:
+        if self.at_ns is not None and deadline_ns > self.at_ns >= self.time_ns:
+            self.time_ns, self.at_ns = self.at_ns, None
+            signal.raise_signal(signal.SIGINT)  # the loop's handler runs before this returns
+        super().sleep_until(deadline_ns)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals: main thread")
+@pytest.mark.parametrize("learn", [False, True])
+def test_ctrl_c_during_a_long_wait_stops_within_a_slice(learn: bool, tmp_path: Path) -> None:
+    agent = Reflect(DelayedMatchEnv(), SMALL, seed=0)
+    clock = SignalWhileSleeping(at_s=1.0)
+    loop = _loop(agent, tmp_path / "live.pt" if learn else None, clock, rate_hz=0.001, learn=learn)
+    report = loop.run()  # until stopped; a tick every 1000 s
+    assert report.stopped_by == "SIGINT"
+    assert report.ticks == 1  # the first tick ran; the second (due at 1000 s) never started
+    assert clock.time_ns <= 1e9 + WAIT_SLICE_NS
+    if learn:
+        assert report.checkpoint == tmp_path / "live.pt"
+        assert load_checkpoint(report.checkpoint)["num_timesteps"] == 1
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals: main thread")
+def test_a_real_ctrl_c_ends_a_long_wait_promptly() -> None:
+    agent = Reflect(DelayedMatchEnv(), SMALL, seed=0)
+    loop = _loop(agent, None, RealClock(), rate_hz=0.2, learn=False)  # a tick every 5 s
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+    ctrl_c = threading.Timer(0.2, signal.pthread_kill, (main_thread, signal.SIGINT))  # to the sleeping thread
+    ctrl_c.start()
+    started = time.monotonic()
+    try:
+        report = loop.run()
+    finally:
+        ctrl_c.cancel()
+    assert report.stopped_by == "SIGINT" and report.ticks == 1  # the tick due at 5 s never ran
+    assert time.monotonic() - started < 1.0
 
 

@@ -64,11 +64,14 @@ from reflect.runtime.realtime import check_realtime_priority, realtime_schedulin
 from reflect.runtime.report import LoopReport
 from reflect.stop_signals import stop_on_signals
 
-__all__ = ["MAX_RATE_HZ", "ORDERINGS", "ControlLoop", "check_rate_hz"]
+__all__ = ["MAX_RATE_HZ", "ORDERINGS", "WAIT_SLICE_NS", "ControlLoop", "check_rate_hz"]
 
 ORDERINGS = ("act-first", "sense-first")
 MAX_RATE_HZ = 10_000.0  # a period of 100 µs: below what one agent step takes on a CPU
 _RATE_HINT = "control loops typically run at 100-1000 Hz; one agent step takes a few hundred µs on a CPU"
+# a wait longer than this is slept in slices of it, so that Ctrl-C or stop() ends it within one slice
+# (a signal handler runs during a sleep, but the sleep then continues to its end)
+WAIT_SLICE_NS = 50_000_000
 
 
 def check_rate_hz(rate_hz: Any) -> float:
@@ -319,6 +322,18 @@ class ControlLoop:
             raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
         return round(duration_s * 1e9)
 
+    def _wait_until(self, deadline_ns: int) -> bool:
+        """Sleep until ``deadline_ns`` on the loop's clock, in slices of at most :data:`WAIT_SLICE_NS`
+        when the wait is longer; returns False as soon as a stop is requested (Ctrl-C, SIGTERM,
+        :meth:`stop`) instead of sleeping on, True when the deadline was reached without one."""
+        now, sleep_until = self.clock.now_ns, self.clock.sleep_until
+        while deadline_ns - now() > WAIT_SLICE_NS:
+            sleep_until(now() + WAIT_SLICE_NS)
+            if self.stop_reason is not None:
+                return False
+        sleep_until(deadline_ns)
+        return self.stop_reason is None
+
     # --------------------------------------------------------------------------------- ticks
     def _store(self, raw: Any, into: np.ndarray, source: str) -> None:
         """Copy an observation into one of the loop's buffers, checking its shape."""
@@ -420,7 +435,8 @@ class ControlLoop:
                     self._store(read(), nxt, "read_observation()")
                     self._transition(obs, action, nxt)
                 break
-            sleep_until(scheduled)
+            if not self._wait_until(scheduled):
+                continue  # stopped while waiting for the tick: end without running it
             start = now()
             if sense_first:
                 self._store(read(), nxt, "read_observation()")
