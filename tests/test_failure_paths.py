@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +35,7 @@ from reflect.agents import Reflect
 from reflect.atomic_files import check_can_write, open_atomic, write_bytes_atomic
 from reflect.checkpoints import load_checkpoint
 from reflect.cli import main
+from reflect.commands.evaluate import display_problem
 from reflect.runtime import ControlLoop, FakeClock, RealClock
 from reflect.runtime.checkpointing import RESCUE_PREFIX, CheckpointSaveError
 from reflect.runtime.loop import WAIT_SLICE_NS
@@ -262,5 +264,59 @@ def test_a_real_ctrl_c_ends_a_long_wait_promptly() -> None:
         ctrl_c.cancel()
     assert report.stopped_by == "SIGINT" and report.ticks == 1  # the tick due at 5 s never ran
     assert time.monotonic() - started < 1.0
+
+
+# --------------------------------------------------------------------------------- render, no display
+class _FakeEnv:
+    def __init__(self, cls: type) -> None:
+        self.unwrapped = cls()
+
+
+def _fake_class(module: str) -> type:
+    return type("SomeEnv", (), {"__module__": module})
+
+
+def test_display_problem_knows_which_platforms_and_envs_need_a_display() -> None:
+    pygame_env = _FakeEnv(_fake_class("gymnasium.envs.classic_control.cartpole"))
+    mujoco_base = _fake_class("gymnasium.envs.mujoco.mujoco_env")
+    mujoco_env = _FakeEnv(type("MyRobot", (mujoco_base,), {"__module__": "my_robots"}))
+    assert display_problem(mujoco_env, {}, "linux") is not None
+    assert "MUJOCO_GL=egl renders off-screen only" in str(display_problem(mujoco_env, {}, "linux"))
+    assert display_problem(mujoco_env, {"MUJOCO_GL": "egl"}, "linux") is not None  # a window all the same
+    assert display_problem(mujoco_env, {"SDL_VIDEODRIVER": "dummy"}, "linux") is not None
+    assert display_problem(pygame_env, {}, "freebsd14") is not None
+    assert display_problem(pygame_env, {"SDL_VIDEODRIVER": "kmsdrm"}, "linux") is None
+    for environ in ({"DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0"}):
+        assert display_problem(mujoco_env, environ, "linux") is None
+    for platform in ("darwin", "win32"):
+        assert display_problem(mujoco_env, {}, platform) is None
+
+
+def test_evaluate_render_without_a_display_is_one_line(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--episodes", "1", "--render"])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2
+    assert "cannot render CartPole-v1: --render opens a window, but DISPLAY and WAYLAND_DISPLAY are not " \
+           "set" in line
+    assert "xvfb-run" in line and "drop --render" in line
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the abort is GLFW's without X11/Wayland")
+def test_evaluate_render_of_a_mujoco_env_without_a_display_does_not_abort(tmp_path: Path) -> None:
+    pytest.importorskip("mujoco")
+    path = Reflect("InvertedPendulum-v5", {"network": {"hidden": [8]}}, seed=0).save(tmp_path / "pendulum.pt")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    # in a subprocess: without the check, GLFW aborts the whole process (exit status 134)
+    command = [sys.executable, "-m", "reflect.cli", "evaluate", "--checkpoint", str(path), "--episodes", "1",
+               "--render"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result.stderr)
+    assert "cannot render InvertedPendulum-v5" in line and "MUJOCO_GL=egl renders off-screen only" in line
 
 

@@ -6,7 +6,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from reflect.commands.common import positive_int, random_seed
 
@@ -23,6 +27,30 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(run=run)
 
 
+def display_problem(env: Any, environ: Mapping[str, str] | None = None, platform: str | None = None
+                    ) -> str | None:
+    """Why ``--render`` cannot open a window for ``env`` here, or None when it can (as far as can be
+    told without opening one).
+
+    On Linux and the BSDs a window needs an X11 or Wayland display (``DISPLAY`` / ``WAYLAND_DISPLAY``).
+    Without one, MuJoCo's window viewer (GLFW) aborts the whole process with a C assertion, which no
+    error handling can catch afterwards; ``MUJOCO_GL=egl`` or ``osmesa`` only renders off-screen, the
+    window still needs a display. Other envs draw with pygame, whose own video driver
+    (``SDL_VIDEODRIVER``, e.g. a framebuffer) is trusted when set.
+    """
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not (platform.startswith("linux") or "bsd" in platform):
+        return None  # macOS and Windows always have a window system
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    mujoco = any(cls.__module__.startswith("gymnasium.envs.mujoco") for cls in type(env.unwrapped).__mro__)
+    if not mujoco and environ.get("SDL_VIDEODRIVER"):
+        return None
+    offscreen = " (MUJOCO_GL=egl renders off-screen only)" if mujoco else ""
+    return f"--render opens a window, but DISPLAY and WAYLAND_DISPLAY are not set{offscreen}"
+
+
 def run(args: argparse.Namespace) -> int:
     from gymnasium import error as gym_error
 
@@ -37,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     env = make_single_env(env_id, render_mode="human" if args.render else None, **agent.config.env_kwargs)
     seed = agent.seed + EVAL_SEED_OFFSET if args.seed is None else args.seed
     try:
+        problem = display_problem(env) if args.render else None
+        if problem is not None:  # checked before the first frame: MuJoCo's viewer would abort the process
+            raise ValueError(
+                f"cannot render {env_id}: {problem}; run where a display is (a desktop session, ssh -X, or "
+                "xvfb-run reflect evaluate ...) or drop --render to evaluate without a window"
+            )
         result = run_episodes(agent.policy(), env, args.episodes, seed, deterministic=not args.stochastic)
     except gym_error.DependencyNotInstalled as error:  # rendering needs pygame (or a display)
         message = f"cannot render {env_id}: {error}; drop --render to evaluate without a window"
