@@ -6,13 +6,14 @@ rl-baselines3-zoo; loading is strict (an unknown key is an error that names it).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from reflect.config import deep_merge, from_mapping, load_env_config, parse_overrides
+from reflect.config import ConfigWarning, deep_merge, from_mapping, load_env_config, parse_overrides
 from reflect.learning.config import LearnerConfig
 from reflect.learning.heads import GaussianHead
 from reflect.spiking.encoders import ENCODERS
@@ -20,6 +21,10 @@ from reflect.spiking.layers import Spread
 from reflect.spiking.models import neuron_model
 from reflect.spiking.network import SpikingNetwork
 from reflect.spiking.surrogate import Surrogate, check_surrogate
+
+# a network with more weights than this steps at a few hundred steps per second or fewer on a CPU core
+# (the tuned [128] on CartPole-v1 has about 1,000 and runs thousands): a warning, not an error
+SLOW_NETWORK_WEIGHTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -113,14 +118,29 @@ class NetworkConfig:
         return tuple(dict.fromkeys([*flags, *self.learn]))
 
     def build(self, in_features: int, out_features: int) -> SpikingNetwork:
-        """A fresh network with this architecture (initialised from torch's global generator)."""
-        return SpikingNetwork(
+        """A fresh network with this architecture (initialised from torch's global generator); a
+        :class:`~reflect.config.ConfigWarning` when it is so large that every step will be slow."""
+        network = SpikingNetwork(
             in_features, out_features, self.hidden,
             encoder=self.encoder, readout_decay=self.readout_decay, readout_scale=self.readout_scale,
             neuron=self.neuron, recurrent=self.recurrent, per_neuron=self.per_neuron, learn=self.learned(),
             surrogate=Surrogate(self.surrogate, self.surrogate_slope), weight_scale=self.weight_scale,
             **self.constants(),
         )
+        self._warn_if_slow(network, in_features)
+        return network
+
+    def _warn_if_slow(self, network: SpikingNetwork, in_features: int) -> None:
+        """Warn (one line, once per size and input count) when ``network`` has more than
+        :data:`SLOW_NETWORK_WEIGHTS` weights: every step updates all of them."""
+        if sum(parameter.numel() for parameter in network.parameters()) <= SLOW_NETWORK_WEIGHTS:
+            return
+        shape = f"network.hidden={list(self.hidden)}" + (" (recurrent)" if self.recurrent else "")
+        warnings.warn(ConfigWarning(
+            f"{shape} makes networks of over {SLOW_NETWORK_WEIGHTS:,} weights for {in_features} inputs; "
+            "every step updates them all, so steps will be slow (a few hundred per second or fewer on a "
+            "CPU, against thousands for the tuned [128]): use smaller layers unless that is intended"
+        ), stacklevel=2)  # build()'s line: the actor's and the critic's network warn once
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 from reflect import __version__
 from reflect.commands import evaluate, export, plot, run, sweep, train, verify
@@ -54,6 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """While inside, reflect's own warnings (:class:`~reflect.config.ConfigWarning`) print as one line,
+    ``reflect CMD: warning: ...``, like its errors; other warnings as Python prints them."""
+    from reflect.config import ConfigWarning
+
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def show_one_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, ConfigWarning):
+                print(f"reflect {command}: warning: {message}", file=sys.stderr)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = show_one_line
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -62,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = argv
     try:
-        return int(args.run(args))
+        with _one_line_warnings(args.command):
+            return int(args.run(args))
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
         if os.environ.get("REFLECT_DEBUG"):
             raise

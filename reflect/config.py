@@ -6,6 +6,7 @@ into dataclass instances, refusing anything it does not understand:
 
 * an unknown key fails, with the closest valid key suggested (``learner.gama`` -> ``learner.gamma``);
 * a value of the wrong type fails, naming the dotted key, the expected type and the value given;
+* a float must be finite (``1e309`` reads as inf, ``.nan`` as NaN: both fail, naming the key);
 * a ``ValueError`` from a dataclass's ``__post_init__`` (range checks) is re-raised with its section.
 
 Supported field types: ``int``, ``float`` (ints accepted, bools not), ``bool`` (real booleans only),
@@ -21,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -32,6 +34,7 @@ import yaml
 
 __all__ = [
     "ConfigError",
+    "ConfigWarning",
     "deep_merge",
     "from_mapping",
     "load_env_config",
@@ -47,6 +50,11 @@ DEFAULT_ENTRY = "default"
 
 class ConfigError(ValueError):
     """A configuration value, key or file is invalid; the message names it and how to fix it."""
+
+
+class ConfigWarning(UserWarning):
+    """A valid configuration that is probably not what was meant (e.g. a network so large that every
+    step is slow); the message, one line, names the key and what to do."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -110,12 +118,26 @@ def load_env_config(path: str | Path, env_id: str) -> dict[str, Any]:
 
     The file maps environment ids to config mappings, plus an optional ``default`` entry that every
     environment starts from. An entry with an empty body (``CartPole-v1:``) counts as ``{}``; an
-    environment without an entry gets the defaults alone.
+    environment without an entry gets the defaults alone. The file replaces the tuned configs as a
+    whole (as rl-baselines3-zoo's hyperparameter files do), so a file with nothing for ``env_id``
+    would silently train with none of them: an empty file, or one with neither an ``env_id`` nor a
+    ``default`` entry, is an error.
 
     Raises:
-        ConfigError: see :func:`load_yaml_mapping`; also when any entry is not a mapping.
+        ConfigError: see :func:`load_yaml_mapping`; also when any entry is not a mapping, and when the
+            file is empty or has no entry for ``env_id`` and no ``default`` entry.
     """
     data = load_yaml_mapping(path)
+    if not data:
+        raise ConfigError(
+            f"config file '{path}' is empty: write a '{DEFAULT_ENTRY}:' entry and/or one per env id "
+            f"(e.g. '{env_id}:'), with keys indented below, or leave the file out to use the tuned configs"
+        )
+    if env_id not in data and DEFAULT_ENTRY not in data:
+        raise ConfigError(
+            f"config file '{path}' has no entry for {env_id} and no '{DEFAULT_ENTRY}' entry (it has "
+            f"{_listing(data)}); add an '{env_id}:' or '{DEFAULT_ENTRY}:' entry"
+        )
     for key, entry in data.items():
         if entry is not None and not isinstance(entry, dict):
             raise ConfigError(
@@ -125,6 +147,13 @@ def load_env_config(path: str | Path, env_id: str) -> dict[str, Any]:
     default = data.get(DEFAULT_ENTRY) or {}
     specific = data.get(env_id) or {}
     return deep_merge(default, specific)
+
+
+def _listing(data: Mapping[str, Any], shown: int = 5) -> str:
+    """The first ``shown`` keys of ``data``, comma-separated, with how many more there are."""
+    keys = [str(key) for key in data]
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 def _yaml_where(error: yaml.YAMLError) -> str:
@@ -300,7 +329,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         raise ConfigError(f"config key '{key}' must be an int, got {_describe(value)}")
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            return _finite_float(value, key)
         raise ConfigError(f"config key '{key}' must be a float, got {_describe(value)}")
     if tp is str:
         if isinstance(value, str):
@@ -311,6 +340,20 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             return None
         raise ConfigError(f"config key '{key}' must be null, got {_describe(value)}")
     raise TypeError(f"config key '{key}' has a field type that configs do not support: {tp!r}")
+
+
+def _finite_float(value: int | float, key: str) -> float:
+    """``value`` as a float, refusing inf and NaN (YAML reads ``1e309`` as inf, ``.nan`` as NaN)."""
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(
+            f"config key '{key}' must be a finite number, got {_describe(value)}; give a finite value "
+            "(a number beyond about 1.8e308 reads as inf)"
+        )
+    return number
 
 
 def _convert_union(tp: Any, value: Any, key: str) -> Any:

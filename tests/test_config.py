@@ -301,7 +301,22 @@ def test_entry_not_a_mapping(tmp_path: Path) -> None:
 
 def test_empty_file_is_empty_mapping(tmp_path: Path) -> None:
     assert load_yaml_mapping(_write(tmp_path, "")) == {}
-    assert load_env_config(_write(tmp_path, "# nothing\n"), "CartPole-v1") == {}
+
+
+@pytest.mark.parametrize("text", ["", "# nothing\n", "---\n"])
+def test_an_empty_env_config_file_is_refused(tmp_path: Path, text: str) -> None:
+    # it replaces the tuned configs as a whole: accepting it would train with none of them
+    with pytest.raises(ConfigError, match=r"config file '.*' is empty: write a 'default:' entry"):
+        load_env_config(_write(tmp_path, text), "Acrobot-v1")
+
+
+def test_an_env_config_file_with_nothing_for_the_env_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "CartPole-v1:\n  learner: {gamma: 0.9}\n")
+    with pytest.raises(ConfigError, match=r"no entry for Acrobot-v1 and no 'default' entry \(it has "
+                                          r"CartPole-v1\); add an 'Acrobot-v1:' or 'default:' entry"):
+        load_env_config(path, "Acrobot-v1")
+    assert load_env_config(path, "CartPole-v1") == {"learner": {"gamma": 0.9}}
+    assert load_env_config(_write(tmp_path, "default: {}\n"), "Acrobot-v1") == {}
 
 
 def test_yaml_never_builds_python_objects(tmp_path: Path) -> None:

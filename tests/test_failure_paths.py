@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,12 @@ from tasks import DelayedMatchEnv
 
 import reflect.atomic_files as atomic_files
 from reflect.agents import Reflect
+from reflect.agents.config import SLOW_NETWORK_WEIGHTS, NetworkConfig
 from reflect.atomic_files import check_can_write, open_atomic, write_bytes_atomic
 from reflect.checkpoints import load_checkpoint
 from reflect.cli import main
 from reflect.commands.evaluate import display_problem
+from reflect.config import ConfigWarning
 from reflect.runtime import ControlLoop, FakeClock, RealClock
 from reflect.runtime.checkpointing import RESCUE_PREFIX, CheckpointSaveError
 from reflect.runtime.loop import WAIT_SLICE_NS
@@ -320,3 +323,50 @@ def test_evaluate_render_of_a_mujoco_env_without_a_display_does_not_abort(tmp_pa
     assert "cannot render InvertedPendulum-v5" in line and "MUJOCO_GL=egl renders off-screen only" in line
 
 
+# ------------------------------------------------------------------------------------------- configs
+def test_a_non_finite_learning_rate_is_refused_before_any_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "--env", "CartPole-v1", "--set", "learner.actor_lr=1e309", "--total-steps", "50",
+                 "--no-progress", "--runs-root", str(tmp_path / "runs")])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2
+    assert "config key 'learner.actor_lr' must be a finite number, got inf (float)" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_empty_config_file_is_refused_before_any_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "mine.yaml"
+    empty.write_text("# to fill in\n", encoding="utf-8")
+    code = main(["train", "--env", "Acrobot-v1", "--config", str(empty), "--total-steps", "50",
+                 "--no-progress", "--runs-root", str(tmp_path / "runs")])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2
+    assert f"config file '{empty}' is empty" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_network_that_makes_every_step_slow_warns() -> None:
+    big = NetworkConfig(hidden=(SLOW_NETWORK_WEIGHTS // 4,))
+    with pytest.warns(ConfigWarning, match=r"network.hidden=\[250000\] makes networks of over 1,000,000 "
+                                          r"weights for 4 inputs; every step updates them all"):
+        big.build(4, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        NetworkConfig().build(4, 2)  # the tuned size: no warning
+        NetworkConfig(hidden=(SLOW_NETWORK_WEIGHTS // 8,)).build(4, 2)  # 750,000 weights
+
+
+def test_the_slow_network_warning_is_one_line_in_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REFLECT_BACKEND", "torch")  # numpy's kernels refuse matrices this large
+    with pytest.warns(ConfigWarning):
+        agent = Reflect("CartPole-v1", {"network": {"hidden": [300_000]}}, seed=0)
+    path = agent.save(tmp_path / "big.pt")
+    assert main(["evaluate", "--checkpoint", str(path), "--episodes", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1, err
+    assert err.startswith("reflect evaluate: warning: network.hidden=[300000] makes networks of over"), err
