@@ -361,6 +361,8 @@ def _convert_union(tp: Any, value: Any, key: str) -> Any:
     if value is None and type(None) in options:
         return None
     concrete = [option for option in options if option is not type(None)]
+    if float in concrete and isinstance(value, float) and not math.isfinite(value):
+        _finite_float(value, key)  # the reason, not "must be a float or null, got inf"
     if len(concrete) == 1 and not _is_scalar_type(concrete[0]):
         return _convert(concrete[0], value, key)  # a container or section reports its own errors
     for option in concrete:

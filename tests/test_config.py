@@ -146,6 +146,29 @@ def test_wrong_type_names_key_and_value(data: dict, key: str, expected: str) -> 
     assert f"config key '{key}' {expected}" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("data", "key", "shown"),
+    [
+        ({"learner": {"actor_lr": float("inf")}}, "learner.actor_lr", "inf (float)"),
+        ({"learner": {"actor_lr": 10**400}}, "learner.actor_lr", "(int)"),
+        ({"learner": {"gamma": float("nan")}}, "learner.gamma", "nan (float)"),
+        ({"network": {"readout_tau": -float("inf")}}, "network.readout_tau", "-inf (float)"),
+    ],
+)
+def test_non_finite_floats_are_refused_naming_the_key(data: dict, key: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_mapping(RunConfig, data)
+    message = str(info.value)
+    assert message.startswith(f"config key '{key}' must be a finite number, got ") and shown in message
+    assert "give a finite value" in message
+
+
+def test_yaml_infinities_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "default:\n  learner: {actor_lr: 1e309, gamma: .inf}\n")
+    with pytest.raises(ConfigError, match=r"config key 'learner.\w+' must be a finite number, got inf"):
+        from_mapping(RunConfig, load_env_config(path, "CartPole-v1"))
+
+
 def test_literal_lists_choices() -> None:
     with pytest.raises(ConfigError) as info:
         from_mapping(RunConfig, {"network": {"neuron": "izhikevich"}})
