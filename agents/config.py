@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reflect.config import ConfigWarning, deep_merge, from_mapping, load_env_config, parse_overrides
+from reflect.envs.observation_filters import ObservationFilterSpec
 from reflect.learning.config import LearnerConfig
 from reflect.learning.heads import GaussianHead
 from reflect.spiking.encoders import ENCODERS
@@ -244,7 +245,10 @@ class ReflectConfig:
 
     ``env_kwargs`` go to ``gymnasium.make`` with the env id, for the training streams and for every
     environment built to evaluate, plot or run the agent (as rl-baselines3-zoo's ``env_kwargs``), e.g.
-    ``--set 'env_kwargs={delay: 40}'`` for ``reflect/EvidenceAccumulation-v0``.
+    ``--set 'env_kwargs={delay: 40}'`` for ``reflect/EvidenceAccumulation-v0``. ``observation_filter``
+    puts a fixed linear filter bank (memory of the last steps) in front of the network, in every one of
+    those environments (:mod:`reflect.envs.observation_filters`), e.g.
+    ``--set observation_filter.kind=legendre``.
     """
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -253,6 +257,13 @@ class ReflectConfig:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    observation_filter: ObservationFilterSpec = field(default_factory=ObservationFilterSpec)
+
+    @property
+    def env_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`reflect.envs.make_env` / ``make_single_env`` for this config:
+        the observation filter and ``env_kwargs``."""
+        return {"observation_filter": self.observation_filter, **self.env_kwargs}
 
     def with_num_envs(self, num_envs: int) -> ReflectConfig:
         """This config with ``train.num_envs = num_envs`` (itself when it says so already): an agent given
@@ -281,3 +292,9 @@ def load_reflect_config(
     data = dict(base) if base is not None else load_env_config(config_file or default_config_path(), env_id)
     data = deep_merge(data, parse_overrides(overrides))
     return from_mapping(ReflectConfig, data)
+
+
+def saved_env_arguments(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The env arguments (:attr:`ReflectConfig.env_arguments`) of a checkpoint's ``payload``, for
+    building the env it was trained on."""
+    return from_mapping(ReflectConfig, payload.get("config", {})).env_arguments

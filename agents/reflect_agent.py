@@ -42,6 +42,7 @@ from reflect.envs import (
     RewardScaler,
     StreamVectorEnv,
     check_spaces,
+    filter_observations,
     make_env,
 )
 from reflect.learning import CategoricalHead, PolicyHead, make_learner
@@ -59,9 +60,17 @@ def _as_config(config: ReflectConfig | Mapping[str, Any] | None, env_id: str | N
     return from_mapping(ReflectConfig, deep_merge(tuned, config or {}))
 
 
-def _as_vector_env(env: Any, seed: int, num_envs: int, env_kwargs: Mapping[str, Any]) -> Any:
+def _as_vector_env(env: Any, seed: int, num_envs: int, env_arguments: Mapping[str, Any]) -> Any:
     if isinstance(env, str):
-        return make_env(env, seed=seed, num_envs=num_envs, **env_kwargs)
+        return make_env(env, seed=seed, num_envs=num_envs, **env_arguments)
+    observation_filter = env_arguments.get("observation_filter")
+    if isinstance(env, gym.Env) and not isinstance(env, gym.vector.VectorEnv):
+        return StreamVectorEnv.from_envs([filter_observations(env, observation_filter)])
+    if observation_filter is not None and observation_filter.enabled:
+        raise EnvSetupError(
+            "observation_filter applies to an env id or a gymnasium.Env, not to a vector env: wrap each "
+            "env in reflect.envs.ObservationFilterBank yourself and set observation_filter.kind=none"
+        )
     if is_sb3_vec_env(env):
         return SB3VecEnvStreams(env)
     if isinstance(env, gym.vector.VectorEnv):
@@ -72,8 +81,6 @@ def _as_vector_env(env: Any, seed: int, num_envs: int, env_kwargs: Mapping[str, 
                 "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP (or pass an env id)"
             )
         return env
-    if isinstance(env, gym.Env):
-        return StreamVectorEnv.from_envs([env])
     raise TypeError(
         "env must be an env id, a gymnasium.Env, a gymnasium VectorEnv or a stable-baselines3 VecEnv, "
         f"got {type(env).__name__}"
@@ -108,7 +115,7 @@ class Reflect(StepAPI, SB3API, Checkpointing):
             env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
         )
         self.config = _as_config(config, self.env_id)
-        self.env = _as_vector_env(env, self.seed, self.config.train.num_envs, self.config.env_kwargs)
+        self.env = _as_vector_env(env, self.seed, self.config.train.num_envs, self.config.env_arguments)
         self.num_envs: int = self.env.num_envs
         self.config = self.config.with_num_envs(self.num_envs)  # a vector env given sets the streams
         self.spaces = check_spaces(

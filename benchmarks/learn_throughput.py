@@ -10,8 +10,9 @@ Measures, in one run, repeat by repeat and interleaved so that every row sees th
   - ``cuba``:      ``{"network": {"neuron": "cuba", "neuron_params": {"alpha": 0.9}}}`` (synaptic current),
   - ``recurrent``: ``{"network": {"recurrent": True, "beta": 0.8}}`` (recurrent LIF),
   - ``d-rtrl``:    ``{"network": {"trace_algorithm": "d-rtrl", "beta": 0.8}}`` (per-synapse traces);
-  - ``memory-alif``, ``memory-cuba``: the networks of the memory configs (``configs/reflect.yaml``:
-    PositionOnlyCartPole's ALIF with fast adaptation under D-RTRL, evidence accumulation's CUBA);
+  - ``memory-alif``, ``memory-cuba``, ``memory-legendre``: the memory configs (``configs/reflect.yaml``:
+    PositionOnlyCartPole's ALIF with fast adaptation under D-RTRL, evidence accumulation's CUBA, the
+    Legendre observation filter bank of RepeatPrevious and PositionOnlyPendulum);
 
 * REFLECT frozen ``act`` + environment step (inference only, the default config);
 * a reference: the same actor-critic(lambda) with eligibility traces written the usual way, as eager
@@ -114,6 +115,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "memory-alif": {"network": {"neuron": "alif", "beta": 0.0, "neuron_params": {"rho": 0.8, "beta_a": 0.5},
                                 "trace_algorithm": "d-rtrl"}},
     "memory-cuba": {"network": {"neuron": "cuba", "beta": 0.0, "neuron_params": {"alpha": 0.95}}},
+    # the filter bank of RepeatPrevious / PositionOnlyPendulum: the input grows 7x (4 -> 28 values)
+    "memory-legendre": {"observation_filter": {"kind": "legendre", "order": 6, "window": 6.0}},
 }
 TARGET_RATIO = 0.5  # each row within 2x of the default's learning steps/s
 
@@ -130,6 +133,8 @@ def describe_network(agent: Reflect) -> str:
     text = f"{net.neuron.upper()} {'-'.join(str(h) for h in net.hidden)}"
     if net.recurrent:
         text += " recurrent"
+    if agent.config.observation_filter.enabled:
+        text = f"{agent.config.observation_filter.kind} filters + {text}"
     return f"{text}, {net.trace_algorithm}, beta {net.beta:g}"
 
 

@@ -143,6 +143,7 @@ def run_reflect(agent_name: str, env_id: str, seed: int, total_steps: int, clock
     agent = Reflect(env_id, load_reflect_config(env_id), seed=seed)
     agent.learner.compile()  # numba compiles (or loads) here, outside the timed learning
     policy = agent.policy()
+    clock.env_arguments = agent.config.env_arguments  # evaluated through the same observation filter
 
     def act(obs: np.ndarray) -> Any:
         action = policy.act(obs[None])[0]

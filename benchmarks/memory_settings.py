@@ -36,13 +36,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--config", default=None,
+                        help="a config file keyed by env id, instead of configs/reflect.yaml")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides, as reflect train's --set")
     args = parser.parse_args()
     torch.set_num_threads(1)
     label = " ".join(args.overrides) or "tuned config"
     for seed in args.seeds:
-        agent = Reflect(args.env_id, load_reflect_config(args.env_id, overrides=args.overrides), seed=seed)
+        config = load_reflect_config(args.env_id, args.config, overrides=args.overrides)
+        agent = Reflect(args.env_id, config, seed=seed)
         agent.learner.compile()  # numba compiles (or loads) here, outside the timed learning
         policy = agent.policy()
         discrete = agent.spaces.action_kind == "discrete"
@@ -51,7 +54,8 @@ def main() -> None:
             action = policy.act(obs if discrete else obs[None])  # type: ignore[attr-defined, index]
             return int(action[0]) if discrete else action[0]
 
-        clock = EvalClock(args.env_id, float("inf"), args.eval_every, args.eval_episodes)
+        clock = EvalClock(args.env_id, float("inf"), args.eval_every, args.eval_episodes,
+                          config.env_arguments)
         learn_evaluating(agent, args.steps, clock, act, policy.reset)
         result = clock.result("reflect", seed, agent.num_timesteps)
         evaluations = " ".join(f"{value:.2f}" for value in result.evaluations)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,14 +32,16 @@ class SeedResult(NamedTuple):
 
 
 def evaluate(
-    env_id: str, act: Callable[[np.ndarray], Any], reset: Callable[[], None], episodes: int
+    env_id: str, act: Callable[[np.ndarray], Any], reset: Callable[[], None], episodes: int,
+    env_arguments: Mapping[str, Any] | None = None,
 ) -> float:
     """Mean return of ``episodes`` deterministic episodes of ``env_id`` (fixed start seeds).
 
     The env is built by ``reflect.envs.make_single_env``, as in training, so observations of any space
-    are encoded the same way (a 1-D Box env is the one ``gymnasium.make`` builds, less the env checker).
+    are encoded the same way (a 1-D Box env is the one ``gymnasium.make`` builds, less the env checker),
+    with ``env_arguments`` (a REFLECT config's ``env_arguments``: its observation filter and env_kwargs).
     """
-    env = make_single_env(env_id)
+    env = make_single_env(env_id, **(env_arguments or {}))
     returns = []
     for k in range(episodes):
         obs, _ = env.reset(seed=EVAL_SEED + k)
@@ -57,8 +59,9 @@ def evaluate(
 class EvalClock:
     """Evaluates every ``every`` steps and keeps training time apart from evaluation time."""
 
-    def __init__(self, env_id: str, threshold: float, every: int, episodes: int) -> None:
-        self.env_id, self.threshold = env_id, threshold
+    def __init__(self, env_id: str, threshold: float, every: int, episodes: int,
+                 env_arguments: Mapping[str, Any] | None = None) -> None:
+        self.env_id, self.threshold, self.env_arguments = env_id, threshold, env_arguments
         self.every, self.episodes = every, episodes
         self.next_at = every
         self.start = time.perf_counter()
@@ -71,7 +74,8 @@ class EvalClock:
         self.next_at = (steps // self.every + 1) * self.every
         began = time.perf_counter()
         train_seconds = began - self.start - self.eval_seconds
-        self.history.append((steps, evaluate(self.env_id, act, reset, self.episodes), train_seconds))
+        mean_return = evaluate(self.env_id, act, reset, self.episodes, self.env_arguments)
+        self.history.append((steps, mean_return, train_seconds))
         self.eval_seconds += time.perf_counter() - began
 
     def result(self, agent: str, seed: int, total_steps: int) -> SeedResult:

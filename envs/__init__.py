@@ -10,6 +10,7 @@ from reflect.envs.episode_stats import EpisodeRecord, read_episode_statistics
 from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError, UnsupportedSpaceError
 from reflect.envs.make import env_spec, make_env, make_single_env, resolve_env_id
 from reflect.envs.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
+from reflect.envs.observation_filters import ObservationFilterBank, ObservationFilterSpec, filter_observations
 from reflect.envs.spaces import SpaceInfo, check_action_space, check_observation_space, check_spaces
 from reflect.envs.streams import StreamVectorEnv
 from reflect.envs.wrappers import NormalizeObservationStream, ScaleRewardStream
@@ -20,6 +21,8 @@ __all__ = [
     "EnvSetupError",
     "EpisodeRecord",
     "NormalizeObservationStream",
+    "ObservationFilterBank",
+    "ObservationFilterSpec",
     "ObservationNormalizer",
     "RewardScaler",
     "RunningMeanStd",
@@ -34,6 +37,7 @@ __all__ = [
     "encode_actions",
     "encode_observations",
     "env_spec",
+    "filter_observations",
     "make_env",
     "make_single_env",
     "read_episode_statistics",

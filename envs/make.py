@@ -34,6 +34,7 @@ from reflect.envs.encoding import (
 )
 from reflect.envs.episode_stats import monitor_episodes
 from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError
+from reflect.envs.observation_filters import ObservationFilterSpec, filter_observations
 from reflect.envs.streams import StreamVectorEnv
 
 __all__ = ["env_spec", "make_env", "make_single_env", "resolve_env_id"]
@@ -232,10 +233,11 @@ def _encode_spaces(env: gym.Env) -> gym.Env:
 
 
 def make_single_env(env_id: str, *, render_mode: str | None = None, episode_monitor: bool = True,
-                    **kwargs: Any) -> gym.Env:
+                    observation_filter: ObservationFilterSpec | None = None, **kwargs: Any) -> gym.Env:
     """``gym.make(env_id, render_mode=..., **kwargs)`` without the env checker (``render_mode`` passed only
     when given), with clear setup errors, and its spaces encoded for the learners
-    (:mod:`reflect.envs.encoding`).
+    (:mod:`reflect.envs.encoding`), then ``observation_filter``'s filter bank in front
+    (:mod:`reflect.envs.observation_filters`; none when None).
 
     ``episode_monitor``: put the episode monitor of :func:`reflect.envs.episode_stats.set_episode_monitor`,
     if one is set, directly over the environment (reflect's stable-baselines3 adapter sets SB3's
@@ -279,14 +281,15 @@ def make_single_env(env_id: str, *, render_mode: str | None = None, episode_moni
     try:
         if episode_monitor:  # over the environment itself, under reflect's wrappers
             env = monitor_episodes(env)
-        return _encode_spaces(env)
+        return filter_observations(_encode_spaces(env), observation_filter)
     except Exception:
         env.close()
         raise
 
 
 def make_env(env_id: str, seed: int | None = None, num_envs: int = 1, **kwargs: Any) -> StreamVectorEnv:
-    """Build ``num_envs`` streams of ``env_id`` (``kwargs`` go to ``gym.make``) as a StreamVectorEnv.
+    """Build ``num_envs`` streams of ``env_id`` as a StreamVectorEnv (``kwargs`` go to
+    :func:`make_single_env`: ``observation_filter``, and the rest to ``gym.make``).
 
     Nothing is reset here: ``seed`` is kept, and the caller's first ``reset()`` (without a seed of its
     own) seeds stream ``i`` with ``seed + i``; ``reset(seed=s)`` seeds stream ``i`` with ``s + i`` instead.

@@ -15,7 +15,8 @@ fixed size: memory does not grow with the lifetime. Two banks:
 * ``legendre`` (the Legendre Memory Unit's delay system, Voelker et al. 2019): ``m_t`` holds the
   coefficients of the window of the last ``window`` steps in the shifted Legendre polynomials of degree
   ``< order``, so any ``u_{t - k}`` with ``0 <= k < window`` is (approximately) a linear read-out of
-  ``m_t``: ``sum_i P_i(2 (k + 1/2) / window - 1) m_t[i]`` (smooth inputs to about 1e-3 at order 6). Continuous system ``theta dm/dt = A_c m + B_c u`` with
+  ``m_t``: ``sum_i P_i(2 (k + 1/2) / window - 1) m_t[i]`` (smooth inputs to about 1e-3 at order 6).
+  Continuous system ``theta dm/dt = A_c m + B_c u`` (``theta`` = ``window``) with
   ``A_c[i, j] = (2i + 1) * (-1 if i < j else (-1)^(i - j + 1))``, ``B_c[i] = (2i + 1) (-1)^i``,
   discretised exactly for a step of 1 (zero-order hold): ``A = expm(A_c / theta)``,
   ``B = A_c^-1 (A - I) B_c``.

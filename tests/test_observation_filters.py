@@ -107,7 +107,8 @@ def test_the_bank_refuses_a_space_it_cannot_filter() -> None:
 
 
 @pytest.mark.parametrize(("key", "value", "words"), [
-    ("kind", "lmu", "observation_filter.kind. must be one of"), ("order", 0, "order must be"), ("window", 0.5, "window must"),
+    ("kind", "lmu", "observation_filter.kind. must be one of"), ("order", 0, "order must be"),
+    ("window", 0.5, "window must"),
 ])
 def test_bad_filter_settings_are_one_line_errors(key: str, value: object, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
@@ -154,3 +155,12 @@ def test_repeat_previous_is_learned_with_the_legendre_bank_and_not_without() -> 
         results[kind] = run_episodes(agent.policy(), env, 10, EVAL_SEED_OFFSET).mean_return
     assert results["legendre"] >= 0.3, results
     assert results["none"] <= -0.2, results
+
+
+def test_export_refuses_a_filtered_policy_with_a_clear_error() -> None:
+    from reflect.export.module import ExportError, build_policy_module
+
+    config = load_reflect_config("CartPole-v1", overrides=["observation_filter.kind=legendre"])
+    with pytest.raises(ExportError, match="reflect run"):
+        build_policy_module(Reflect("CartPole-v1", config, seed=0))
+    build_policy_module(Reflect("CartPole-v1", seed=0))  # the control: no filter, exported

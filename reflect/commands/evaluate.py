@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     agent = Reflect.from_checkpoint(load_checkpoint(args.checkpoint), restore_env=False)
     agent.env.close()
     env_id = str(agent.env_id)
-    env = make_single_env(env_id, render_mode="human" if args.render else None, **agent.config.env_kwargs)
+    env = make_single_env(env_id, render_mode="human" if args.render else None, **agent.config.env_arguments)
     seed = agent.seed + EVAL_SEED_OFFSET if args.seed is None else args.seed
     try:
         problem = display_problem(env) if args.render else None

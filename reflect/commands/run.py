@@ -155,6 +155,7 @@ def _rate_hz(args: argparse.Namespace, env: Any, env_id: str) -> float:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from reflect.agents.config import saved_env_arguments
     from reflect.agents.reflect_agent import Reflect
     from reflect.checkpoints import load_checkpoint
     from reflect.envs import make_single_env
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     payload = load_checkpoint(args.checkpoint)
     env_id = _env_id(args, payload)
     torch.set_num_threads(args.num_threads)
-    env = make_single_env(env_id, **payload.get("config", {}).get("env_kwargs", {}))
+    env = make_single_env(env_id, **saved_env_arguments(payload))
     try:
         rate_hz = _rate_hz(args, env, env_id)
         agent = Reflect.from_checkpoint(payload, env, restore_env=False)

@@ -212,7 +212,7 @@ def _check_env(plan: _Plan) -> None:
     from reflect.agents.reflect_agent import SUPPORTED_ACTIONS
     from reflect.envs import check_spaces, make_single_env
 
-    probe = make_single_env(plan.env_id, **plan.config.env_kwargs)
+    probe = make_single_env(plan.env_id, **plan.config.env_arguments)
     try:
         check_spaces(probe.observation_space, probe.action_space, SUPPORTED_ACTIONS)
     finally:

@@ -256,6 +256,13 @@ def build_policy_module(agent: Any) -> PolicyModule:
 
     actor = agent.actor
     _check_exportable(actor)
+    observation_filter = agent.config.observation_filter
+    if observation_filter.enabled:
+        raise ExportError(
+            f"observation_filter {observation_filter.kind!r} is not part of an exported policy: the filter "
+            "bank runs in the environment wrapper (reflect.envs.ObservationFilterBank); deploy with "
+            "reflect run, or train with observation_filter.kind=none to export"
+        )
     normalizer = agent.obs_normalizer
     obs_dim = int(actor.in_features)
     if normalizer is None:

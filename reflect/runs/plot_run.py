@@ -72,8 +72,8 @@ class _ObservationTap:
 
 def record_episode(agent: Reflect, env_id: str, steps: int, seed: int) -> EpisodeRecording:
     """Spikes, observations and first-layer states over the first ``steps`` steps of one deterministic
-    evaluation episode (``env.reset(seed=seed)``, the env built with the run's ``env_kwargs``) of
-    ``agent``'s actor."""
+    evaluation episode (``env.reset(seed=seed)``, the env built with the run's observation filter and
+    ``env_kwargs``) of ``agent``'s actor."""
     policy = agent.policy()
     first = policy.engine.layer_buffers[0]
     frames: list[list[np.ndarray]] = [[] for _ in policy.spikes]
@@ -84,7 +84,7 @@ def record_episode(agent: Reflect, env_id: str, steps: int, seed: int) -> Episod
             frame.append(spikes[0].numpy().copy())
         states.append(first["h"][:, 0].detach().cpu().numpy().copy())  # h is [S, B, H]: stream 0
 
-    env = _ObservationTap(make_single_env(env_id, **agent.config.env_kwargs))  # the run's env arguments
+    env = _ObservationTap(make_single_env(env_id, **agent.config.env_arguments))  # the run's env arguments
     try:
         run_episodes(policy, env, 1, seed, max_steps=steps, on_step=keep)
     finally:

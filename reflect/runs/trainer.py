@@ -472,7 +472,7 @@ def _build(
         if resume is not None:
             agent.load_state(resume)
         threshold = reward_threshold(env_id)
-        eval_env = make_single_env(env_id, **config.env_kwargs)
+        eval_env = make_single_env(env_id, **config.env_arguments)
     except BaseException:
         agent.env.close()
         raise
