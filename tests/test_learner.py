@@ -72,6 +72,49 @@ def test_observe_updates_weights_by_the_obgd_bounded_step() -> None:
     torch.testing.assert_close(change, step * delta * z, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("bound_active", [True, False])
+def test_the_calm_step_scales_the_actors_bounded_step_exactly(bound_active: bool) -> None:
+    """With the running mean |delta| at a quarter of ``calm_target``, the actor's change is a quarter of
+    the plain learner's (whether or not ObGD's bound is active), and the critic's is the same."""
+    lr = 0.5 if bound_active else 0.01
+    plain = make_learner(actor_lr=lr, actor_kappa=2.0)
+    calm = make_learner(actor_lr=lr, actor_kappa=2.0, calm_target=0.4, calm_steps=10**9)
+    calm.td_average[0] = 0.1  # below the target: scale 0.25 (the 1e-9 rate leaves it there)
+    changes = []
+    for learner in (plain, calm):
+        assert learner.critic is not None
+        before = [p.clone() for p in (*learner.actor.params, *learner.critic.params)]
+        learner.act(obs(1))
+        learner.observe(np.array([2.0]), np.array([False]), np.array([False]), obs(2))
+        after = (*learner.actor.params, *learner.critic.params)
+        changes.append([(p - b).flatten() for p, b in zip(after, before, strict=True)])
+    n_actor = len(plain.actor.params)
+    step = obgd_step_size(lr, 2.0, 2.0, float(plain.actor.z[0].abs().sum()))
+    assert (step < lr) == bound_active
+    for k, (plain_change, calm_change) in enumerate(zip(*changes, strict=True)):
+        expected = 0.25 * plain_change if k < n_actor else plain_change
+        assert float(plain_change.abs().max()) > 1e-4  # far above the rounding
+        # float32 weights: each change carries the rounding of two weights (about 1e-7)
+        torch.testing.assert_close(calm_change, expected, rtol=1e-4, atol=3e-7)
+    assert plain.stats.pop()["actor_step_scale"] == 1.0
+    assert calm.stats.pop()["actor_step_scale"] == pytest.approx(0.25, rel=1e-6)
+
+
+def test_the_calm_average_follows_the_td_errors_and_survives_a_checkpoint() -> None:
+    learner = make_learner(calm_target=0.5, calm_steps=4)
+    assert learner.td_average[0] == 0.5  # starts at the target: scale 1 until the errors fall
+    learner.act(obs(1))
+    delta = float(learner.observe(np.array([1.0]), np.array([False]), np.array([False]), obs(2))[0])
+    assert learner.td_average[0] == pytest.approx(0.5 + 0.25 * (abs(delta) - 0.5))
+    state = learner.state_dict()
+    other = make_learner(calm_target=0.5, calm_steps=4)
+    other.load_state_dict(state)
+    assert other.td_average[0] == learner.td_average[0]
+    del state["td_average"]  # a checkpoint from before the calm step
+    other.load_state_dict(state)
+    assert other.td_average[0] == 0.5
+
+
 def test_obgd_step_size() -> None:
     assert obgd_step_size(1.0, 2.0, 0.1, 0.2) == 1.0  # bound 0.4 < 1: plain step
     assert obgd_step_size(1.0, 2.0, 3.0, 1.0) == pytest.approx(1.0 / 6.0)

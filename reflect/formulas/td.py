@@ -3,6 +3,8 @@
     TD error:         delta = r + gamma (1 - terminated) V(h_{t+1}) - V(h_t)
     reward baseline:  delta = r - rbar,   rbar <- rbar + rate * (mean_b r_b - rbar)
     entropy weight:   w = c * sign(delta)   (the score then follows log pi + w H)
+    calm actor step:  ebar <- ebar + rate * (mean_b |delta_b| - ebar),
+                      the actor's ObGD step sizes times s = min(1, ebar / target)   (target 0: s = 1)
 """
 
 from __future__ import annotations
@@ -21,3 +23,19 @@ def baseline_update(baseline, rate, mean_reward):
 def entropy_weight(coefficient, delta):
     """``c * sign(delta)``."""
     return coefficient * (1.0 if delta > 0.0 else (-1.0 if delta < 0.0 else 0.0))
+
+
+def td_average_update(average, rate, mean_abs_delta):
+    """The running mean of ``|delta|`` after a step whose streams average ``mean_abs_delta``."""
+    return average + rate * (mean_abs_delta - average)
+
+
+CALM_FLOOR = 1e-6  # the smallest scale: a step never stops entirely (and kappa / scale stays finite)
+
+
+def calm_step_scale(average, target):
+    """``min(1, average / target)`` (at least ``CALM_FLOOR``): the actor's step shrinks with the critic's
+    errors below ``target`` (1 when ``target`` is 0: off)."""
+    if target <= 0.0:
+        return 1.0
+    return max(min(1.0, average / target), CALM_FLOOR)

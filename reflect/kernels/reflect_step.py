@@ -11,7 +11,8 @@ Per environment step, for every stream ``b`` (no buffer of transitions anywhere)
     act:      x_t = normalise(obs_t);  o_t = actor(x_t) (traces advance);  a_t ~ pi(. | o_t)
     observe:  delta_t = third factor (e.g. r_t + gamma (1 - terminated) V(h_{t+1}) - V(h_t))
               z_theta <- gamma lambda z_theta + grad_theta [log pi(a_t | h_t) + c sign(delta_t) H_t]
-              theta   <- theta + (1 / B) sum_b step_b delta_b z_theta,b        (ObGD step sizes)
+              ebar    <- ebar + rate (mean_b |delta_b| - ebar);  s = min(1, ebar / target)
+              theta   <- theta + (1 / B) sum_b s step_b delta_b z_theta,b      (ObGD step sizes step_b)
               then the third factor learns (the critic's bounded update), and the streams whose
               episode ended restart (state and traces zero)
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from reflect.formulas.td import entropy_weight
+from reflect.formulas.td import calm_step_scale, entropy_weight, td_average_update
 from reflect.kernels.specialize import placeholder
 
 TEMPLATE = (
@@ -38,15 +39,16 @@ TEMPLATE = (
 # are the observation), their outputs, the actor's learning signal [B, O], dV/do = 1 [B, 1], numbers per
 # stream [5, B] float64, flags per stream [4, B] bool
 RAW, ACTOR_INPUT, CRITIC_INPUT, ACTOR_OUTPUT, CRITIC_OUTPUT, SIGNAL, ONES, NUMBERS, FLAGS = range(9)
-# rows of io[NUMBERS]: reward, delta, V(h_t), entropy weight; the reward baseline in BASELINE's first entry
-REWARD, DELTA, VALUES, WEIGHTS, BASELINE = range(5)
+# rows of io[NUMBERS]: reward, delta, V(h_t), entropy weight; the reward baseline in BASELINE's first entry,
+# the running mean of |delta| (the calm actor step's) in TD_AVERAGE's
+REWARD, DELTA, VALUES, WEIGHTS, BASELINE, TD_AVERAGE = range(6)
 # rows of io[FLAGS]: terminated, done (terminated or truncated), the critic waits for the episode's first
 # step, and all True (also read as a non-constant ``True``, so compiled callees are not specialised on a
 # literal)
 TERMINATED, DONE, PENDING, ALL = range(4)
-GAMMA, ENTROPY_COEF, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE = range(7)
+GAMMA, ENTROPY_COEF, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE, CALM_TARGET, CALM_RATE = range(9)
 # results: sums over the steps since the learner's statistics were last read
-STEPS, ABS_DELTA, ACTOR_STEP, ACTOR_L1, CRITIC_STEP, CRITIC_L1 = range(6)
+STEPS, ABS_DELTA, ACTOR_STEP, ACTOR_L1, CRITIC_STEP, CRITIC_L1, ACTOR_SCALE = range(7)
 OK, BAD_OBSERVATION, BAD_DELTA, BAD_ACTOR_TRACE, BAD_CRITIC_TRACE = range(5)
 
 
@@ -83,7 +85,11 @@ def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings
         total += abs(delta[b])
     head_score(head, io[ACTOR_OUTPUT], weights, io[SIGNAL])
     traces_accumulate(actor_traces, actor, io[SIGNAL], io[FLAGS][ALL])
-    if bounded_update(actor_traces, delta, settings[ACTOR_LR], settings[ACTOR_KAPPA],
+    average = io[NUMBERS][TD_AVERAGE]
+    average[0] = td_average_update(average[0], settings[CALM_RATE], total / delta.shape[0])
+    scale = calm_step_scale(average[0], settings[CALM_TARGET])
+    # alpha * scale with kappa / scale leaves ObGD's bound as it was: every step size is scaled exactly
+    if bounded_update(actor_traces, delta, settings[ACTOR_LR] * scale, settings[ACTOR_KAPPA] / scale,
                       results[ACTOR_STEP:ACTOR_L1 + 1]) != OK:
         return BAD_ACTOR_TRACE
     head_refresh(head)
@@ -92,6 +98,7 @@ def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings
         return status
     results[STEPS] += 1.0
     results[ABS_DELTA] += total / delta.shape[0]
+    results[ACTOR_SCALE] += scale
     reset_streams(actor, critic, actor_traces, critic_traces, io, io[FLAGS][DONE])
     return OK
 

@@ -19,6 +19,12 @@ class LearnerConfig:
             prediction error of a learned critic) or ``"reward-baseline"`` (``r_t`` minus a running mean
             of ``r``, no critic; what traceTorch's REFLECT loss does).
         baseline_rate: step of the running reward mean (``reward-baseline`` only).
+        calm_target: the calm actor step: while the running mean of ``|delta|`` (over about
+            ``calm_steps`` steps) is below this, the actor's (ObGD-bounded) step sizes shrink in
+            proportion, times ``min(1, mean |delta| / calm_target)``, so a policy whose critic predicts
+            well stops drifting, and the step grows back when the errors do (a changed environment).
+            0 = off.
+        calm_steps: the horizon of that running mean, in steps (its rate is ``1 / calm_steps``).
     """
 
     gamma: float = 0.99
@@ -30,6 +36,8 @@ class LearnerConfig:
     entropy_coef: float = 0.01
     third_factor: str = "td"
     baseline_rate: float = 0.01
+    calm_target: float = 0.0
+    calm_steps: int = 5000
 
     def __post_init__(self) -> None:
         for name in ("gamma", "lam"):
@@ -48,5 +56,9 @@ class LearnerConfig:
             raise ValueError(
                 f"unknown third_factor {self.third_factor!r}: choose one of {', '.join(learner_names())}"
             )
+        if self.calm_target < 0.0:
+            raise ValueError(f"calm_target must be >= 0 (0 turns it off), got {self.calm_target}")
+        if self.calm_steps < 1:
+            raise ValueError(f"calm_steps must be >= 1, got {self.calm_steps}")
         if not 0.0 < self.baseline_rate <= 1.0:
             raise ValueError(f"baseline_rate must be in (0, 1], got {self.baseline_rate}")

@@ -36,6 +36,7 @@ from reflect.kernels.reflect_step import (
     ACTOR_INPUT,
     ACTOR_L1,
     ACTOR_OUTPUT,
+    ACTOR_SCALE,
     ACTOR_STEP,
     ALL,
     BAD_ACTOR_TRACE,
@@ -53,6 +54,7 @@ from reflect.kernels.reflect_step import (
     RAW,
     REWARD,
     STEPS,
+    TD_AVERAGE,
     TERMINATED,
     VALUES,
 )
@@ -73,10 +75,10 @@ from reflect.traces.engine import TraceEngine, engine_spec
 class LearnerStats:
     """Running sums of the per-step learning diagnostics (summed by the REFLECT step itself into
     :attr:`sums`: steps, ``|delta|``, the actor's step size and trace norm, the critic's step size and
-    trace norm), read and cleared by :meth:`pop`."""
+    trace norm, the calm scale of the actor's step), read and cleared by :meth:`pop`."""
 
     def __init__(self) -> None:
-        self.sums = np.zeros(6)
+        self.sums = np.zeros(7)
 
     @property
     def steps(self) -> int:
@@ -86,7 +88,8 @@ class LearnerStats:
         self.sums[:] = 0.0
 
     def pop(self) -> dict[str, float]:
-        """Means since the last call: ``td_error``, ``trace_norm``, ``step_size``, ``critic_step_size``."""
+        """Means since the last call: ``td_error``, ``trace_norm``, ``step_size``, ``critic_step_size``,
+        ``actor_step_scale`` (the calm factor of the actor's step, 1 when ``learner.calm_target`` is 0)."""
         n = max(self.steps, 1)
         sums = self.sums
         out = {
@@ -94,6 +97,7 @@ class LearnerStats:
             "trace_norm": float(sums[ACTOR_L1]) / n,
             "step_size": float(sums[ACTOR_STEP]) / n,
             "critic_step_size": float(sums[CRITIC_STEP]) / n,
+            "actor_step_scale": float(sums[ACTOR_SCALE]) / n,
         }
         self.clear()
         return out
@@ -291,10 +295,12 @@ class ReflectLearner:
             return e.layer_buffers[0]["z"].numpy() if compiled else e.observation_np  # type: ignore[return-value]
 
         self.raw = np.zeros((batch, dims))
-        self.numbers = np.zeros((5, batch))  # rows: reward, delta, V(h_t), entropy weight, baseline
+        self.numbers = np.zeros((6, batch))  # rows: reward, delta, V(h_t), entropy weight, baseline, mean |delta|
         self.flags = np.zeros((4, batch), dtype=bool)  # rows: terminated, done, critic pending, all True
         self.reward, self.delta, self.values = self.numbers[REWARD], self.numbers[DELTA], self.numbers[VALUES]
         self.baseline = self.numbers[BASELINE, :1]  # the running reward mean of the reward-baseline learner
+        self.td_average = self.numbers[TD_AVERAGE, :1]  # the running mean |delta| of the calm actor step
+        self.td_average[0] = self.config.calm_target  # starts calm-neutral: scale 1 until errors fall
         self.terminated, self.done = self.flags[TERMINATED], self.flags[DONE]
         self.critic_pending = self.flags[PENDING]  # the critic has not seen this episode's first step
         self.critic_pending[:] = True
@@ -309,7 +315,8 @@ class ReflectLearner:
                    self.numbers, self.flags)
         config = self.config
         self.settings = np.array([config.gamma, config.entropy_coef, config.actor_lr, config.actor_kappa,
-                                  config.critic_lr, config.critic_kappa, config.baseline_rate])
+                                  config.critic_lr, config.critic_kappa, config.baseline_rate,
+                                  config.calm_target, 1.0 / config.calm_steps])
         self.results = self.stats.sums  # the step adds its statistics here
         self._one_done = np.ones(1, dtype=bool)
         self._done_buffer = np.zeros(batch, dtype=bool)
@@ -586,6 +593,7 @@ class ReflectLearner:
             "values": torch.from_numpy(self.values.copy()),
             "critic_pending": torch.from_numpy(self.critic_pending.copy()),
             "reward_baseline": float(self.baseline[0]),
+            "td_average": float(self.td_average[0]),
             "head_rng": self.head.rng_state(),
         }
         if self.actor.extra_params is not None:
@@ -609,6 +617,8 @@ class ReflectLearner:
         self.values[:] = state["values"].numpy()
         self.critic_pending[:] = state["critic_pending"].numpy()
         self.baseline[0] = float(state["reward_baseline"])
+        # a checkpoint from before the calm actor step: start calm-neutral, as a new learner does
+        self.td_average[0] = float(state.get("td_average", self.config.calm_target))
         self.head.set_rng_state(dict(state["head_rng"]))
         if self.actor.extra_params is not None:
             self.actor.extra_z[...] = state["actor_extra_traces"].numpy()
