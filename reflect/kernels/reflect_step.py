@@ -46,7 +46,8 @@ REWARD, DELTA, VALUES, WEIGHTS, BASELINE, TD_AVERAGE = range(6)
 # step, and all True (also read as a non-constant ``True``, so compiled callees are not specialised on a
 # literal)
 TERMINATED, DONE, PENDING, ALL = range(4)
-GAMMA, ENTROPY_COEF, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE, CALM_TARGET, CALM_RATE = range(9)
+(GAMMA, ENTROPY_COEF, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE, CALM_TARGET,
+ CALM_RATE) = range(9)
 # results: sums over the steps since the learner's statistics were last read
 STEPS, ABS_DELTA, ACTOR_STEP, ACTOR_L1, CRITIC_STEP, CRITIC_L1, ACTOR_SCALE = range(7)
 OK, BAD_OBSERVATION, BAD_DELTA, BAD_ACTOR_TRACE, BAD_CRITIC_TRACE = range(5)

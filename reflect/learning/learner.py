@@ -295,7 +295,8 @@ class ReflectLearner:
             return e.layer_buffers[0]["z"].numpy() if compiled else e.observation_np  # type: ignore[return-value]
 
         self.raw = np.zeros((batch, dims))
-        self.numbers = np.zeros((6, batch))  # rows: reward, delta, V(h_t), entropy weight, baseline, mean |delta|
+        # rows: reward, delta, V(h_t), entropy weight, baseline, the running mean |delta|
+        self.numbers = np.zeros((6, batch))
         self.flags = np.zeros((4, batch), dtype=bool)  # rows: terminated, done, critic pending, all True
         self.reward, self.delta, self.values = self.numbers[REWARD], self.numbers[DELTA], self.numbers[VALUES]
         self.baseline = self.numbers[BASELINE, :1]  # the running reward mean of the reward-baseline learner
