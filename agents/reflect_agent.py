@@ -156,6 +156,15 @@ class Reflect(StepAPI, SB3API, Checkpointing):
         self._learn_start_steps = 0
         self.start_time = time.time()
 
+    @classmethod
+    def from_nir(cls, graph: Any, env: Any, **kwargs: Any) -> Reflect:
+        """An agent whose actor is a NIR graph (a ``nir.NIRGraph`` or a ``.nir`` path), ready to go on
+        learning: ``critic`` (a second graph), ``config``, ``seed``, ``dt``, ``approximate_reset`` as
+        :func:`reflect.agents.nir_import.from_nir` says (``pip install "reflect-rl[nir]"``)."""
+        from reflect.agents.nir_import import from_nir
+
+        return from_nir(cls, graph, env, **kwargs)
+
     def _env_id_from_vector(self) -> str | None:
         envs = getattr(self.env, "envs", None)
         if envs:

@@ -3,7 +3,8 @@
     reflect train --env CartPole-v1 [--config FILE] [--seed N] [--total-steps N] [--set key=value ...]
     reflect evaluate --checkpoint runs/.../final_model.pt [--episodes 20] [--render]
     reflect run --checkpoint runs/.../final_model.pt --rate-hz 500 [--learn] [--duration 60]
-    reflect export --checkpoint runs/.../final_model.pt --format onnx|torchscript
+    reflect export --checkpoint runs/.../final_model.pt --format onnx|torchscript|nir
+    reflect import-nir policy.nir --env CartPole-v1 [--critic critic.nir] [--out policy.pt]
     reflect sweep configs/sweeps/cartpole.yaml [--address ADDR] [--resume SWEEP_DIR]
     reflect plot runs/<run folder>
     reflect verify [--neuron alif] [--steps 16] ...
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from reflect import __version__
-from reflect.commands import evaluate, export, plot, run, sweep, train, verify
+from reflect.commands import evaluate, export, import_nir, plot, run, sweep, train, verify
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"reflect {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, evaluate, run, plot, verify, sweep, export):
+    for module in (train, evaluate, run, plot, verify, sweep, export, import_nir):
         module.add_parser(commands)
     return parser
 
