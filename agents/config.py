@@ -49,6 +49,8 @@ class NetworkConfig:
         surrogate / surrogate_slope: the surrogate spike derivative.
         encoder: how observations enter the first layer (``direct`` feeds them as currents).
         weight_scale: hidden weights start uniform in ``+-weight_scale / sqrt(fan_in)``.
+        weight_sparsity: the fraction of hidden weights that start at zero (the rest scaled by
+            ``1 / sqrt(1 - weight_sparsity)``, so each neuron's input current keeps its variance).
         readout_decay: leak of the readout (0 = linear readout of the current spikes).
         readout_scale: readout weights start uniform in ``+-readout_scale / sqrt(hidden[-1])``.
         trace_algorithm: ``pp-prop`` (factorised traces) or ``d-rtrl`` (per-synapse traces).
@@ -69,6 +71,7 @@ class NetworkConfig:
     surrogate_slope: float = 1.0
     encoder: Literal["direct", "poisson", "posneg", "population"] = "direct"
     weight_scale: float = 2.0
+    weight_sparsity: float = 0.0
     readout_decay: float = 0.0
     readout_scale: float = 1.0
     trace_algorithm: Literal["pp-prop", "d-rtrl"] = "pp-prop"
@@ -102,6 +105,8 @@ class NetworkConfig:
             raise ValueError(f"unknown encoder {self.encoder!r}: choose one of {', '.join(ENCODERS)}")
         if self.weight_scale <= 0.0 or self.readout_scale < 0.0:
             raise ValueError("weight_scale must be > 0 and readout_scale >= 0")
+        if not 0.0 <= self.weight_sparsity < 1.0:
+            raise ValueError(f"weight_sparsity must be in [0, 1), got {self.weight_sparsity}")
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
 
     def constants(self) -> dict[str, float | Spread]:
@@ -126,7 +131,7 @@ class NetworkConfig:
             encoder=self.encoder, readout_decay=self.readout_decay, readout_scale=self.readout_scale,
             neuron=self.neuron, recurrent=self.recurrent, per_neuron=self.per_neuron, learn=self.learned(),
             surrogate=Surrogate(self.surrogate, self.surrogate_slope), weight_scale=self.weight_scale,
-            **self.constants(),
+            weight_sparsity=self.weight_sparsity, **self.constants(),
         )
         self._warn_if_slow(network, in_features)
         return network

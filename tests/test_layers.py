@@ -149,6 +149,24 @@ def test_initial_weights_within_scale() -> None:
     assert layer.weight.abs().max() > 0.5 * bound  # actually spread over the range, not zero
 
 
+@pytest.mark.parametrize("sparsity", [0.5, 0.9])
+def test_a_sparse_start_zeroes_that_fraction_and_keeps_the_current_variance(sparsity: float) -> None:
+    torch.manual_seed(0)
+    dense = SpikingLayer(200, 300, weight_scale=2.0)
+    torch.manual_seed(1)
+    sparse = SpikingLayer(200, 300, weight_scale=2.0, weight_sparsity=sparsity)
+    zeros = float((sparse.weight == 0).float().mean())
+    assert abs(zeros - sparsity) < 0.01
+    assert float((dense.weight == 0).float().mean()) == 0.0  # the control: a dense start has no zeros
+    x = torch.randn(2000, 200, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ratio = float((x @ sparse.weight).var() / (x @ dense.weight).var())
+    assert 0.9 < ratio < 1.1, ratio
+    assert torch.equal(sparse.bias != 0, torch.ones_like(sparse.bias, dtype=torch.bool))  # biases dense
+    with pytest.raises(ValueError, match=r"weight_sparsity must be in \[0, 1\)"):
+        SpikingLayer(4, 8, weight_sparsity=1.0)
+
+
 # ----------------------------------------------------------------------------- neuron constants
 
 

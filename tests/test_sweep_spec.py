@@ -412,3 +412,29 @@ def test_optuna_asks_points_round_by_round(tmp_path: Path) -> None:
         assert 0.3 <= point.params["learner.lam"] <= 0.9
         assert point.params["network.surrogate"] in ("fast_sigmoid", "arctan")
     assert len({json.dumps(point.params, sort_keys=True) for point in sweep.points}) == 3
+
+
+@pytest.mark.parametrize(("metric", "expected"), [
+    ("stable_from_step", 2_400),  # stable from 1,000, never, never: median of 1,000, 2,400, 2,400
+    ("solved_at_step", 1_000),    # 1,000, 600, never (2,400)
+    ("final_eval_mean_return", 480.0),
+])
+def test_point_objective_counts_a_trial_that_never_got_there_as_twice_the_budget(
+    tmp_path: Path, metric: str, expected: float
+) -> None:
+    from reflect.sweep.plan import point_objective
+
+    data = spec_data(seeds=[0, 1, 2])
+    data["search"] = {"method": "grid", "space": {"learner.lam": [0.8]}, "metric": metric}
+    spec, dimensions = parse(data)
+    sweep = create_sweep(spec, dimensions, root=tmp_path, explicit=tmp_path / "sweep")
+    summaries = [  # per seed: solved at, stable from, final return
+        (1_000, 1_000, 500.0), (600, None, 470.0), (None, None, 480.0)]
+    for trial, (solved, stable, final) in zip(sweep.trials, summaries, strict=True):
+        run_dir = sweep.run_dir(trial)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "final_model.pt").write_bytes(b"")
+        (run_dir / "summary.json").write_text(json.dumps({
+            "total_steps": 1200, "solved_at_step": solved, "stable_from_step": stable,
+            "final_eval_mean_return": final}))
+    assert point_objective(sweep, grid_points(dimensions)[0]) == expected

@@ -80,13 +80,17 @@ class PackedLinear(nn.Module):
     recurrent: bool
     packed: Tensor
 
-    def _init_packed(self, in_features: int, out_features: int, recurrent: bool, scale: float) -> None:
+    def _init_packed(self, in_features: int, out_features: int, recurrent: bool, scale: float,
+                     sparsity: float = 0.0) -> None:
         self.in_features, self.out_features, self.recurrent = in_features, out_features, recurrent
         fan_in = in_features + (out_features if recurrent else 0)
         rows = fan_in + 1
         bound = scale / math.sqrt(fan_in)
         packed = torch.empty(rows, out_features).uniform_(-bound, bound)
         packed[-1].uniform_(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
+        if sparsity > 0.0:  # sparse start: each weight zero with probability sparsity, the rest scaled
+            keep = torch.rand(fan_in, out_features) >= sparsity  # so the current's variance is kept
+            packed[:fan_in] *= keep.to(packed.dtype) / math.sqrt(1.0 - sparsity)
         self.weight = nn.Parameter(packed[:in_features])
         if recurrent:
             self.recurrent_weight = nn.Parameter(packed[in_features:fan_in])
@@ -162,6 +166,9 @@ class SpikingLayer(PackedLinear):
             a layer fed by another layer's sparse spikes still reach threshold (a 4-128-128 LIF network
             on standard-normal inputs fires at about 18% and 5% per step; with 1, the second layer is
             silent).
+        weight_sparsity: the fraction of weights that start at zero (each independently, drawn from
+            torch's global generator), the others scaled by ``1 / sqrt(1 - weight_sparsity)`` so that
+            the input current's variance is that of the dense start; every weight learns.
         **constants: the model's constants (LIF ``beta``, ``theta``; ALIF also ``rho``, ``beta_a``; CUBA
             ``alpha``, ``beta``, ``theta``): a number (per layer), one per neuron, or a :class:`Spread`
             (one per neuron, evenly spaced over a range); the model's defaults otherwise. Each is
@@ -182,6 +189,7 @@ class SpikingLayer(PackedLinear):
         detach_reset: bool = True,
         surrogate: Surrogate = DEFAULT_SURROGATE,
         weight_scale: float = 4.0,
+        weight_sparsity: float = 0.0,
         **constants: float | Sequence[float] | Tensor | Spread,
     ) -> None:
         super().__init__()
@@ -194,7 +202,9 @@ class SpikingLayer(PackedLinear):
         self.neuron = neuron
         self.detach_reset = detach_reset
         self.surrogate = check_surrogate(surrogate)
-        self._init_packed(in_features, out_features, recurrent, weight_scale)
+        if not 0.0 <= weight_sparsity < 1.0:
+            raise ValueError(f"weight_sparsity must be in [0, 1), got {weight_sparsity}")
+        self._init_packed(in_features, out_features, recurrent, weight_scale, weight_sparsity)
         for spec in self.model.parameters:
             value = constants.get(spec.name, spec.default)
             _neuron_constant(self, spec.name, value, out_features, per_neuron, spec.name in learnable)

@@ -39,7 +39,7 @@ from reflect.sweep.search import (
     point_from_optuna,
     random_points,
 )
-from reflect.sweep.spec import SweepSpec, check_point, parse_sweep_spec, spec_to_dict
+from reflect.sweep.spec import STEP_METRICS, SweepSpec, check_point, parse_sweep_spec, spec_to_dict
 from reflect.sweep.trial import Trial, build_trials, finished_summary, trial_status
 
 __all__ = ["POINTS_FILE", "SPEC_FILE", "Sweep", "SweepError", "create_sweep", "open_sweep", "run_sweep"]
@@ -176,8 +176,8 @@ def initial_points(spec: SweepSpec, dimensions: Sequence[Dimension]) -> list[Poi
 
 
 def point_objective(sweep: Sweep, point: Point) -> float | None:
-    """Median of ``search.metric`` over the point's trials (``solved_at_step``: an unsolved trial counts
-    as twice its budget); None if any trial has not finished."""
+    """Median of ``search.metric`` over the point's trials (``solved_at_step`` / ``stable_from_step``: a
+    trial that never got there counts as twice its budget); None if any trial has not finished."""
     values = []
     for trial in sweep.trials:
         if trial.point != point.index:
@@ -187,7 +187,7 @@ def point_objective(sweep: Sweep, point: Point) -> float | None:
             return None
         value = summary.get(sweep.spec.search.metric)
         if value is None:
-            value = 2 * trial.total_steps if sweep.spec.search.metric == "solved_at_step" else -math.inf
+            value = 2 * trial.total_steps if sweep.spec.search.metric in STEP_METRICS else -math.inf
         values.append(float(value))
     return statistics.median(values) if values else None
 

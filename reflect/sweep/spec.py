@@ -15,7 +15,8 @@
         learner.lam: [0.5, 0.8, 0.95]   # {loguniform: [lo, hi]}, {randint: [lo, hi]}
       num_samples: null           # random / optuna: points to draw
       seed: 0                     # random / optuna: sampler seed
-      metric: final_eval_mean_return   # optuna's objective (median over the point's trials)
+      metric: final_eval_mean_return   # optuna's objective (median over the point's trials); or
+                                  # best_eval_mean_return, solved_at_step, stable_from_step
       batch_size: null            # optuna: points asked per round (default: enough to fill max_concurrent)
     resources:
       max_concurrent: 2           # trials running at once
@@ -53,6 +54,7 @@ from reflect.sweep.search import METHODS, Dimension, Point, flatten_space, forma
 
 __all__ = [
     "METRICS",
+    "STEP_METRICS",
     "DebugSpec",
     "ResourcesSpec",
     "SearchSpec",
@@ -64,7 +66,9 @@ __all__ = [
     "spec_to_dict",
 ]
 
-METRICS = {"final_eval_mean_return": "max", "best_eval_mean_return": "max", "solved_at_step": "min"}
+METRICS = {"final_eval_mean_return": "max", "best_eval_mean_return": "max", "solved_at_step": "min",
+           "stable_from_step": "min"}
+STEP_METRICS = ("solved_at_step", "stable_from_step")  # a trial that never got there counts as 2x its budget
 SPEC_PACKAGE_FOLDER = "sweeps"
 
 
@@ -76,9 +80,9 @@ class SearchSpec:
     space: dict[str, Any] = field(default_factory=dict)
     num_samples: int | None = None
     seed: int = 0
-    metric: Literal["final_eval_mean_return", "best_eval_mean_return", "solved_at_step"] = (
-        "final_eval_mean_return"
-    )
+    metric: Literal[
+        "final_eval_mean_return", "best_eval_mean_return", "solved_at_step", "stable_from_step"
+    ] = "final_eval_mean_return"
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
