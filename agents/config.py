@@ -49,8 +49,8 @@ class NetworkConfig:
         surrogate / surrogate_slope: the surrogate spike derivative.
         encoder: how observations enter the first layer (``direct`` feeds them as currents).
         weight_scale: hidden weights start uniform in ``+-weight_scale / sqrt(fan_in)``.
-        weight_sparsity: the fraction of hidden weights that start at zero (the rest scaled by
-            ``1 / sqrt(1 - weight_sparsity)``, so each neuron's input current keeps its variance).
+        weight_sparsity: the fraction of hidden weights that start at zero, each independently (a
+            sparse start, as in streaming deep RL's recipe); the rest start as without it.
         readout_decay: leak of the readout (0 = linear readout of the current spikes).
         readout_scale: readout weights start uniform in ``+-readout_scale / sqrt(hidden[-1])``.
         trace_algorithm: ``pp-prop`` (factorised traces) or ``d-rtrl`` (per-synapse traces).

@@ -88,9 +88,9 @@ class PackedLinear(nn.Module):
         bound = scale / math.sqrt(fan_in)
         packed = torch.empty(rows, out_features).uniform_(-bound, bound)
         packed[-1].uniform_(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
-        if sparsity > 0.0:  # sparse start: each weight zero with probability sparsity, the rest scaled
-            keep = torch.rand(fan_in, out_features) >= sparsity  # so the current's variance is kept
-            packed[:fan_in] *= keep.to(packed.dtype) / math.sqrt(1.0 - sparsity)
+        if sparsity > 0.0:  # sparse start: each weight zero with probability sparsity
+            keep = torch.rand(fan_in, out_features) >= sparsity
+            packed[:fan_in] *= keep.to(packed.dtype)
         self.weight = nn.Parameter(packed[:in_features])
         if recurrent:
             self.recurrent_weight = nn.Parameter(packed[in_features:fan_in])
@@ -167,8 +167,9 @@ class SpikingLayer(PackedLinear):
             on standard-normal inputs fires at about 18% and 5% per step; with 1, the second layer is
             silent).
         weight_sparsity: the fraction of weights that start at zero (each independently, drawn from
-            torch's global generator), the others scaled by ``1 / sqrt(1 - weight_sparsity)`` so that
-            the input current's variance is that of the dense start; every weight learns.
+            torch's global generator; the others as without it, so the input current's variance is
+            ``1 - weight_sparsity`` times the dense start's); every weight learns. With few inputs
+            most neurons start driven by one input or none, each a threshold on one observation value.
         **constants: the model's constants (LIF ``beta``, ``theta``; ALIF also ``rho``, ``beta_a``; CUBA
             ``alpha``, ``beta``, ``theta``): a number (per layer), one per neuron, or a :class:`Spread`
             (one per neuron, evenly spaced over a range); the model's defaults otherwise. Each is
