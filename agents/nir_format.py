@@ -39,15 +39,6 @@ class NIRImportError(ValueError):
     """A NIR graph cannot become a reflect network; the message names the node and what to do."""
 
 
-def nir_available() -> bool:
-    """Whether the ``nir`` package can be imported."""
-    try:
-        import nir  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def require_nir(what: str, error: type[Exception]) -> Any:
     """The ``nir`` module; raises ``error`` naming ``what`` needs it and how to install it."""
     try:

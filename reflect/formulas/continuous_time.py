@@ -31,11 +31,6 @@ def euler_decay(tau, dt):
     return 1.0 - dt / tau
 
 
-def euler_gain(r, tau, dt):
-    """The per-step input gain ``g = r dt / tau`` of a node of resistance ``r``."""
-    return r * dt / tau
-
-
 def reset_feedback(decay, theta):
     """The weight ``-d theta / (1 - d)`` of the self-connection that subtracts ``d theta s_{t-1}`` from a
     membrane of decay ``d`` and input gain ``1 - d``: reflect's subtractive reset as an input."""
