@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -559,12 +560,11 @@ def test_cli_export_import_and_resume(tmp_path: Path, capsys: Any) -> None:
                  str(tmp_path / "resumed"), "--no-progress", "--quiet",
                  "--set", "train.eval_episodes=1"]) == 0
     assert (tmp_path / "resumed" / "final_model.pt").exists()
-    # the critic from a second graph: the critic network exported as a graph of one output
+    # the critic from a second graph: the actor's graph with one output
     critic = tmp_path / "critic.nir"
     critic_graph = nir_graph(agent)
-    for name in ("readout",):
-        node = critic_graph.nodes[name]
-        critic_graph.nodes[name] = nir.Affine(weight=node.weight[:1] * 0.5, bias=node.bias[:1])
+    readout = critic_graph.nodes["readout"]
+    critic_graph.nodes["readout"] = nir.Affine(weight=readout.weight[:1] * 0.5, bias=readout.bias[:1])
     critic_graph.nodes["output"] = nir.Output(np.array([1]))
     critic.write_bytes(nir_bytes(nir.NIRGraph(critic_graph.nodes, critic_graph.edges)))
     assert main(["import-nir", str(graph), "--env", "CartPole-v1", "--critic", str(critic),
@@ -598,6 +598,12 @@ def test_export_refuses_what_nir_cannot_express(case: str) -> None:
 def test_export_refuses_a_bad_dt_an_existing_file_and_a_missing_nir(tmp_path: Path,
                                                                     monkeypatch: Any) -> None:
     agent = Reflect("CartPole-v1", {"network": {"hidden": [8]}}, seed=0)
+    config = agent.config
+    agent.config = dataclasses.replace(config, env_kwargs={"opponent": object()})
+    with pytest.raises(ExportError) as caught:
+        nir_graph(agent)
+    assert "cannot store as JSON" in _one_line(caught.value)
+    agent.config = config
     for dt in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ExportError) as caught:
             nir_graph(agent, dt=dt)

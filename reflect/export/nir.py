@@ -182,7 +182,14 @@ def nir_graph(agent: Any, *, dt: float = DEFAULT_DT) -> Any:
     }
     if isinstance(agent.head, GaussianHead):
         entries["log_std"] = [float(x) for x in _numpy(agent.head.log_std).reshape(-1)]
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=nir_format.encode(entries))
+    try:
+        metadata = nir_format.encode(entries)
+    except TypeError as error:  # e.g. an object in env_kwargs, given through the Python API
+        raise ExportError(
+            f"the agent's config holds a value the graph's metadata cannot store as JSON ({error}); "
+            "give env_kwargs plain values (numbers, strings, lists, mappings) to export to NIR"
+        ) from error
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
 def _add_layer(nir: Any, nodes: dict[str, Any], edges: list[tuple[str, str]], name: str, layer: Any,
