@@ -1,6 +1,7 @@
-"""Export a trained policy for deployment: a stateful, inference-only TorchScript or ONNX file.
+"""Export a trained policy for deployment: a stateful, inference-only TorchScript or ONNX file, or the
+actor as a NIR graph for neuromorphic simulators and hardware (:mod:`reflect.export.nir`).
 
-    reflect export --checkpoint runs/<run>/final_model.pt --format torchscript|onnx
+    reflect export --checkpoint runs/<run>/final_model.pt --format torchscript|onnx|nir
 
 The exported policy maps ``(obs [B, obs_dim], state [B, state_size])`` to ``(action, next_state)`` with
 the observation statistics, weights and action-head constants inside; a new episode starts from a zero
@@ -26,6 +27,8 @@ _EXPORTS = {
     "export_policy": "reflect.export.exporter",
     "ExportedPolicy": "reflect.export.runtime",
     "load_exported": "reflect.export.runtime",
+    "export_nir": "reflect.export.nir",
+    "nir_graph": "reflect.export.nir",
 }
 
 __all__ = sorted(_EXPORTS)
