@@ -189,7 +189,7 @@ def main() -> None:
         f"CartPole-v1, one thread, one stream, medians of {args.repeats} x {args.steps:,} steps "
         "(env included; learn = act + online update + env step):"
     )
-    print(f"  {'row':<24} {'network':<36} {'backend':>7} {'steps/s':>8} {'us/step':>8} {'/ default':>9} "
+    print(f"  {'row':<24} {'network':<46} {'backend':>7} {'steps/s':>8} {'us/step':>8} {'/ default':>9} "
           f"{'/ reference':>11}  target")
     default = agents["default"]
     rows: list[tuple[str, str, str, list[float]]] = [
@@ -203,7 +203,7 @@ def main() -> None:
         verdict = "-"
         if label.startswith("learn: ") and label != "learn: default":
             verdict = "met" if med / base >= TARGET_RATIO else "NOT met"
-        print(f"  {label:<24} {network:<36} {backend:>7} {med:8,.0f} {1e6 / med:8.1f} {med / base:9.2f} "
+        print(f"  {label:<24} {network:<46} {backend:>7} {med:8,.0f} {1e6 / med:8.1f} {med / base:9.2f} "
               f"{med / ref:11.2f}  {verdict}")
     print(f"target: every learn row within 2x of the default's learning steps/s "
           f"(/ default >= {TARGET_RATIO:.2f})")

@@ -27,3 +27,25 @@ def test_cartpole_is_solved_within_100k_steps() -> None:
 @pytest.mark.slow
 def test_acrobot_reaches_minus_100_within_100k_steps() -> None:
     assert best_evaluation("Acrobot-v1", seed=1, steps=100_000) >= -100.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_a_cartpole_policy_stopped_at_the_threshold_holds_over_100_episodes(seed: int) -> None:
+    """SB3's EvalCallback + StopTrainingOnRewardThreshold(475) stop ``learn`` at the first evaluation of
+    20 episodes at 475; the policy it stopped with must then hold over 100 fresh episodes."""
+    pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    agent = Reflect("CartPole-v1", seed=seed)
+    stop = StopTrainingOnRewardThreshold(reward_threshold=475.0, verbose=0)
+    evaluation = EvalCallback(make_single_env("CartPole-v1"), eval_freq=5_000, n_eval_episodes=20,
+                              callback_on_new_best=stop, verbose=0)
+    agent.learn(100_000, callback=evaluation)
+    assert evaluation.best_mean_reward >= 475.0, "not solved within 100k steps"
+    assert agent.num_timesteps < 100_000  # it stopped at the threshold
+    env = make_single_env("CartPole-v1")
+    env.reset(seed=1_000 + seed)  # episodes other than the callback's
+    mean, _ = evaluate_policy(agent, env, n_eval_episodes=100, deterministic=True)
+    assert mean >= 475.0
