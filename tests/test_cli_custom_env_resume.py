@@ -240,7 +240,8 @@ def test_resume_with_nothing_left_to_train_is_a_clear_error(
 # seeds and failures before training
 
 
-@pytest.mark.parametrize("command", [["train", "--env", "CartPole-v1"], ["evaluate", "--checkpoint", "x.pt"]])
+@pytest.mark.parametrize("command", [["train", "--env", "CartPole-v1"], ["evaluate", "--checkpoint", "x.pt"],
+                                     ["run", "--checkpoint", "x.pt"]])
 def test_a_seed_out_of_range_is_refused(
     command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from reflect.commands.common import (
-    non_negative_int,
     non_negative_microseconds,
     positive_int,
     positive_seconds,
+    random_seed,
     rate_hz,
 )
 
@@ -66,7 +66,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--stochastic", action="store_true", help="frozen runs: sample actions instead of the policy's mode"
     )
     run_parser.add_argument(
-        "--seed", type=non_negative_int, default=None,
+        "--seed", type=random_seed, default=None,
         help="seed of the env's first reset (default: the checkpoint's seed)",
     )
     run_parser.add_argument(
