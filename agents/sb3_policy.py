@@ -50,6 +50,7 @@ class SpikingPolicyConfig:
         surrogate / surrogate_slope: the surrogate spike derivative.
         encoder: how observations enter the first layer.
         weight_scale: hidden weights start uniform in ``+-weight_scale / sqrt(fan_in)``.
+        weight_sparsity: the fraction of hidden weights that start at zero (a sparse start).
         recurrent: recurrent weights in every layer.
         squash: ``Box`` actions only: ``none`` (SB3's Gaussian; the algorithm clips actions into the
             bounds) or ``tanh`` (a tanh-squashed Gaussian with the exact log-prob, rescaled per dimension
@@ -67,6 +68,7 @@ class SpikingPolicyConfig:
     encoder: Literal["direct", "poisson", "posneg", "population"] = "direct"
     # SB3 envs are often unnormalised (CartPole obs std 0.07-0.8): at 2, no neuron of layer 2 spiked
     weight_scale: float = 8.0
+    weight_sparsity: float = 0.0
     recurrent: bool = False
     squash: Literal["none", "tanh"] = "none"
     neuron_params: dict[str, float] = field(default_factory=dict)
@@ -86,6 +88,8 @@ class SpikingPolicyConfig:
                                  f"and theta, in {spec.describe()}; got {value!r}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}: choose one of {', '.join(ENCODERS)}")
+        if not 0.0 <= self.weight_sparsity < 1.0:
+            raise ValueError(f"weight_sparsity must be in [0, 1), got {self.weight_sparsity}")
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
 
 
@@ -102,7 +106,8 @@ class SpikingFeaturesExtractor(BaseFeaturesExtractor):
         constants: dict[str, Any] = {"beta": config.beta, "theta": config.theta, **config.neuron_params}
         self.layers = nn.ModuleList(
             SpikingLayer(sizes[i], sizes[i + 1], neuron=config.neuron, recurrent=config.recurrent,
-                         surrogate=surrogate, weight_scale=config.weight_scale, **constants)
+                         surrogate=surrogate, weight_scale=config.weight_scale,
+                         weight_sparsity=config.weight_sparsity, **constants)
             for i in range(len(config.hidden))
         )
         self.last_rates: list[float] = [0.0] * len(config.hidden)

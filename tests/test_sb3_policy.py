@@ -129,7 +129,18 @@ def test_save_and_load_give_identical_deterministic_actions(tmp_path: Path) -> N
     ({"neuron": "izhikevich"}, "unknown neuron model 'izhikevich': choose one of alif, cuba, lif"),
     ({"features_extractor_class": object}, "builds its own features extractor"),
     ({"squash": "tanh"}, "needs a Box action space"),
+    ({"weight_sparsity": 1.0}, r"weight_sparsity must be in \[0, 1\)"),
 ])
 def test_bad_policy_kwargs_are_clear_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         PPO(SpikingActorCriticPolicy, "CartPole-v1", device="cpu", policy_kwargs=kwargs)
+
+
+def test_a_sparse_start_zeroes_that_fraction_of_the_spiking_weights() -> None:
+    model = PPO(SpikingActorCriticPolicy, "CartPole-v1", device="cpu", seed=0,
+                policy_kwargs={"weight_sparsity": 0.5, "hidden": [64, 64]})
+    layers = model.policy.features_extractor.layers
+    zeros = [float((layer.weight == 0).float().mean()) for layer in layers]
+    assert all(0.3 < z < 0.7 for z in zeros), zeros
+    dense = PPO(SpikingActorCriticPolicy, "CartPole-v1", device="cpu", seed=0)
+    assert float((dense.policy.features_extractor.layers[0].weight == 0).float().mean()) == 0.0
