@@ -187,6 +187,13 @@ class _Graph:
         return type(self.nodes[name]).__name__
 
 
+def _ends(nodes: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The names of the Input and of the Output nodes among ``nodes``."""
+    nir = nir_format.require_nir("NIR import", NIRImportError)
+    return ([k for k, v in nodes.items() if isinstance(v, nir.Input)],
+            [k for k, v in nodes.items() if isinstance(v, nir.Output)])
+
+
 def _flatten(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The nodes and edges of ``graph`` with every nested graph inlined (its nodes named
     ``outer.inner``), the nested graphs' own input and output nodes contracted away."""
@@ -199,8 +206,7 @@ def _flatten(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple[s
         full = prefix + str(name)
         if isinstance(node, nir.NIRGraph):
             inner_nodes, inner_edges = _flatten(node, full + ".")
-            ins = [k for k, v in inner_nodes.items() if isinstance(v, nir.Input)]
-            outs = [k for k, v in inner_nodes.items() if isinstance(v, nir.Output)]
+            ins, outs = _ends(inner_nodes)
             if len(ins) != 1 or len(outs) != 1:
                 raise NIRImportError(
                     f"subgraph '{full}' has {len(ins)} Input and {len(outs)} Output nodes; reflect reads "
@@ -513,15 +519,14 @@ def parse_graph(graph: Any, *, dt: float | None = None, approximate_reset: bool 
     Raises:
         NIRImportError: a node, edge or constant reflect has no counterpart for, named with the fix.
     """
-    nir = nir_format.require_nir("NIR import", NIRImportError)
+    nir_format.require_nir("NIR import", NIRImportError)  # a clear error first when nir is missing
     graph = read_graph(graph)
     metadata = nir_format.decode(graph)
     step = nir_format.check_dt(dt if dt is not None else metadata.get("dt", nir_format.DEFAULT_DT),
                                NIRImportError)
     nodes, edges = _flatten(graph)
     g = _Graph(nodes, edges)
-    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
-    outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
+    inputs, outputs = _ends(nodes)
     if len(inputs) != 1 or len(outputs) != 1:
         raise NIRImportError(
             f"the graph has {len(inputs)} Input and {len(outputs)} Output nodes; a reflect network has "

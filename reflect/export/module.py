@@ -228,8 +228,22 @@ def _check_exportable(actor: Any) -> None:
                 "direct, posneg or population to export"
             )
         raise ExportError(f"network.encoder {name} cannot be exported: use direct, posneg or population")
-    if actor.readout.packed.device.type != "cpu":
+
+
+def check_agent_exportable(agent: Any, what: str) -> None:
+    """What every export format needs of ``agent`` (``what`` names the file, e.g. ``a NIR graph``): its
+    weights on the CPU, and no observation filter bank (it runs in the env wrapper, not the network).
+
+    Raises :class:`ExportError`."""
+    if agent.actor.readout.packed.device.type != "cpu":
         raise ExportError("export a policy whose weights are on the CPU (move the agent with .cpu())")
+    observation_filter = agent.config.observation_filter
+    if observation_filter.enabled:
+        raise ExportError(
+            f"observation_filter {observation_filter.kind!r} runs in the environment wrapper "
+            f"(reflect.envs.ObservationFilterBank), not in the network, so {what} would miss it: deploy "
+            "with reflect run, or train with observation_filter.kind=none to export"
+        )
 
 
 def state_layout(actor: Any) -> list[dict[str, Any]]:
@@ -256,13 +270,7 @@ def build_policy_module(agent: Any) -> PolicyModule:
 
     actor = agent.actor
     _check_exportable(actor)
-    observation_filter = agent.config.observation_filter
-    if observation_filter.enabled:
-        raise ExportError(
-            f"observation_filter {observation_filter.kind!r} is not part of an exported policy: the filter "
-            "bank runs in the environment wrapper (reflect.envs.ObservationFilterBank); deploy with "
-            "reflect run, or train with observation_filter.kind=none to export"
-        )
+    check_agent_exportable(agent, "an exported policy")
     normalizer = agent.obs_normalizer
     obs_dim = int(actor.in_features)
     if normalizer is None:

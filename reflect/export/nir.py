@@ -48,7 +48,7 @@ from reflect.agents import nir_format
 from reflect.agents.nir_format import DEFAULT_DT, ROLE_NORMALIZER, ROLE_READOUT, ROLE_RESET
 from reflect.atomic_files import write_bytes_atomic
 from reflect.config import to_dict
-from reflect.export.module import ExportError
+from reflect.export.module import ExportError, check_agent_exportable
 from reflect.formulas.continuous_time import euler_tau, reset_feedback
 from reflect.formulas.ops import sqrt
 
@@ -86,12 +86,6 @@ def _check_exportable(agent: Any) -> None:
             f"network.encoder {name!r} cannot be exported to NIR ({reason}): train with encoder direct "
             "to export to NIR, or export --format onnx / torchscript"
         )
-    if config.observation_filter.enabled:
-        raise ExportError(
-            f"observation_filter {config.observation_filter.kind!r} runs in the environment wrapper, not "
-            "in the network, so a NIR graph would miss it: train with observation_filter.kind=none to "
-            "export to NIR"
-        )
     for layer in agent.actor.spiking_layers:
         if layer.model.name not in ("lif", "cuba"):
             what = "its adaptive threshold has no NIR primitive" if layer.model.name == "alif" else \
@@ -100,8 +94,7 @@ def _check_exportable(agent: Any) -> None:
                 f"network.neuron {layer.model.name!r} cannot be exported to NIR ({what}): train with "
                 "neuron lif or cuba to export to NIR, or export --format onnx / torchscript"
             )
-    if agent.actor.readout.packed.device.type != "cpu":
-        raise ExportError("export a policy whose weights are on the CPU (move the agent with .cpu())")
+    check_agent_exportable(agent, "a NIR graph")
     if not isinstance(agent.head, CategoricalHead | GaussianHead):
         raise ExportError(f"action head {type(agent.head).__name__} cannot be exported")
 
