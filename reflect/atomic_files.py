@@ -26,6 +26,7 @@ __all__ = [
     "open_atomic",
     "remove_stale_temp_files",
     "write_bytes_atomic",
+    "write_probe",
     "write_text_atomic",
 ]
 
@@ -93,16 +94,26 @@ def check_can_write(path: Path | str) -> None:
         raise NotADirectoryError(errno.ENOTDIR, f"'{folder}' is a file, not a folder", str(target))
     probe = folder / _temp_name(target.name, os.getpid())
     try:
+        write_probe(probe)
+    except OSError as error:
+        _raise_naming_target(error, probe, target)
+
+
+def write_probe(probe: Path | str) -> None:
+    """Create ``probe`` (a new file), write and fsync a line, and remove it again; raises ``OSError`` if
+    any of that fails (nothing is left behind): whether files can be written where ``probe`` lies."""
+    probe = Path(probe)
+    try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
             os.write(fd, b"reflect\n")
             os.fsync(fd)
         finally:
             os.close(fd)
-    except OSError as error:
+    except OSError:
         with suppress(OSError):
             probe.unlink(missing_ok=True)
-        _raise_naming_target(error, probe, target)
+        raise
     with suppress(OSError):
         probe.unlink()
 

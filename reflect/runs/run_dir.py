@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from reflect.atomic_files import write_probe
+
 __all__ = [
     "CHECKPOINTS_DIR",
     "TIMESTAMP_FORMAT",
@@ -195,20 +197,7 @@ def check_writable(directory: Path | str) -> None:
 def probe_write(directory: Path | str) -> None:
     """Create, write, fsync and delete a small hidden file in ``directory``; raises ``OSError`` if any
     of that fails (nothing is left behind)."""
-    probe = Path(directory) / f".write-check.{os.getpid()}.{secrets.token_hex(4)}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            os.write(fd, b"reflect\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        with contextlib.suppress(OSError):
-            probe.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):
-        probe.unlink()
+    write_probe(Path(directory) / f".write-check.{os.getpid()}.{secrets.token_hex(4)}")
 
 
 def os_error_reason(error: OSError) -> str:
