@@ -115,6 +115,30 @@ def test_the_calm_average_follows_the_td_errors_and_survives_a_checkpoint() -> N
     assert other.td_average[0] == 0.5
 
 
+def test_critic_lam_sets_the_value_traces_decay_only() -> None:
+    """``critic_lam`` 0 gives the critic the traces of a learner whose shared lambda is 0 (the critic sees
+    the same observations and rewards, whatever the actor does), while the actor's traces stay those of
+    the learner whose shared lambda is 0.8."""
+    own = make_learner(gamma=0.9, lam=0.8, critic_lam=0.0)
+    shared = make_learner(gamma=0.9, lam=0.8)
+    one_step = make_learner(gamma=0.9, lam=0.0)
+    assert own.critic is not None and shared.critic is not None and one_step.critic is not None
+    assert (own.actor.decay, own.critic.decay) == pytest.approx((0.72, 0.0))
+    assert (shared.actor.decay, shared.critic.decay) == pytest.approx((0.72, 0.72))
+    for learner in (own, shared, one_step):
+        for t in range(3):
+            learner.act(obs(t))
+            learner.observe(np.array([1.0]), np.array([False]), np.array([False]), obs(t + 1))
+    torch.testing.assert_close(own.actor.z, shared.actor.z)
+    torch.testing.assert_close(own.critic.z, one_step.critic.z)
+    assert float((shared.critic.z - own.critic.z).abs().max()) > 1e-4  # the shared lambda remembers
+
+
+def test_critic_lam_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="critic_lam must be in"):
+        LearnerConfig(critic_lam=1.5)
+
+
 def test_obgd_step_size() -> None:
     assert obgd_step_size(1.0, 2.0, 0.1, 0.2) == 1.0  # bound 0.4 < 1: plain step
     assert obgd_step_size(1.0, 2.0, 3.0, 1.0) == pytest.approx(1.0 / 6.0)

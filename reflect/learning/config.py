@@ -11,7 +11,10 @@ class LearnerConfig:
 
     Attributes:
         gamma: discount factor.
-        lam: trace decay lambda of the log-prob and value traces (0 = one-step actor-critic).
+        lam: trace decay lambda of the log-prob traces, and of the value traces unless ``critic_lam``
+            is set (0 = one-step actor-critic).
+        critic_lam: the value traces' own lambda (None: ``lam``). The critic's traces decay by
+            ``gamma * critic_lam``, the actor's by ``gamma * lam``.
         actor_lr / critic_lr: step sizes ``alpha`` before the ObGD bound.
         actor_kappa / critic_kappa: ObGD bound strength ``kappa`` (larger = more cautious).
         entropy_coef: entropy bonus, added to the score as ``c * sign(delta) * grad H``.
@@ -29,6 +32,7 @@ class LearnerConfig:
 
     gamma: float = 0.99
     lam: float = 0.8
+    critic_lam: float | None = None
     actor_lr: float = 1.0
     critic_lr: float = 1.0
     actor_kappa: float = 2.0
@@ -40,9 +44,9 @@ class LearnerConfig:
     calm_steps: int = 5000
 
     def __post_init__(self) -> None:
-        for name in ("gamma", "lam"):
+        for name in ("gamma", "lam", "critic_lam"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         for name in ("actor_lr", "critic_lr", "actor_kappa", "critic_kappa"):
             value = getattr(self, name)
@@ -62,3 +66,8 @@ class LearnerConfig:
             raise ValueError(f"calm_steps must be >= 1, got {self.calm_steps}")
         if not 0.0 < self.baseline_rate <= 1.0:
             raise ValueError(f"baseline_rate must be in (0, 1], got {self.baseline_rate}")
+
+    @property
+    def value_lam(self) -> float:
+        """The critic's trace decay lambda: ``critic_lam``, or ``lam`` when that is not set."""
+        return self.lam if self.critic_lam is None else self.critic_lam

@@ -270,7 +270,8 @@ class ReflectLearner:
         if critic is not None:
             self.critic_engine = TraceEngine(critic, num_streams, algorithm=trace_algorithm,
                                              backend=self.backend)
-            self.critic = TraceGroup(self.critic_engine, decay, config.critic_lr, config.critic_kappa)
+            self.critic = TraceGroup(self.critic_engine, config.gamma * config.value_lam, config.critic_lr,
+                                     config.critic_kappa)
         self.normalizer = normalizer
         self.stats = LearnerStats()
         self.frozen = False

@@ -11,11 +11,10 @@ statistics were built under its config. A resumed run may change only what leave
   to anneal a run.
 
 Everything else is fixed by the checkpoint: the network (its weights have that shape and were trained for
-that neuron model), ``learner.gamma`` and ``learner.lam`` (the saved traces and values were discounted
-with them), ``learner.third_factor``, ``action`` and ``normalize`` (the saved head and statistics),
-``train.num_envs`` (one saved state per stream), ``env_kwargs`` (the environment itself) and
-``observation_filter`` (the network's input). To change
-one of those, start a new run.
+that neuron model), ``learner.gamma``, ``learner.lam`` and ``learner.critic_lam`` (the saved traces and
+values were discounted with them), ``learner.third_factor``, ``action`` and ``normalize`` (the saved head
+and statistics), ``train.num_envs`` (one saved state per stream), ``env_kwargs`` (the environment itself)
+and ``observation_filter`` (the network's input). To change one of those, start a new run.
 """
 
 from __future__ import annotations
