@@ -100,6 +100,15 @@ def test_the_calm_step_scales_the_actors_bounded_step_exactly(bound_active: bool
     assert calm.stats.pop()["actor_step_scale"] == pytest.approx(0.25, rel=1e-6)
 
 
+@pytest.mark.parametrize(("floor", "expected"), [(0.0, 0.25), (0.1, 0.25), (0.5, 0.5), (1.0, 1.0)])
+def test_the_calm_floor_is_the_least_scale_of_the_actors_step(floor: float, expected: float) -> None:
+    learner = make_learner(calm_target=0.4, calm_steps=10**9, calm_floor=floor)
+    learner.td_average[0] = 0.1  # a quarter of the target
+    learner.act(obs(1))
+    learner.observe(np.array([2.0]), np.array([False]), np.array([False]), obs(2))
+    assert learner.stats.pop()["actor_step_scale"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_the_calm_average_follows_the_td_errors_and_survives_a_checkpoint() -> None:
     learner = make_learner(calm_target=0.5, calm_steps=4)
     assert learner.td_average[0] == 0.5  # starts at the target: scale 1 until the errors fall
@@ -134,9 +143,11 @@ def test_critic_lam_sets_the_value_traces_decay_only() -> None:
     assert float((shared.critic.z - own.critic.z).abs().max()) > 1e-4  # the shared lambda remembers
 
 
-def test_critic_lam_out_of_range_is_refused() -> None:
+def test_critic_lam_and_calm_floor_out_of_range_are_refused() -> None:
     with pytest.raises(ValueError, match="critic_lam must be in"):
         LearnerConfig(critic_lam=1.5)
+    with pytest.raises(ValueError, match="calm_floor must be in"):
+        LearnerConfig(calm_floor=-0.1)
 
 
 def test_obgd_step_size() -> None:

@@ -4,7 +4,8 @@
     reward baseline:  delta = r - rbar,   rbar <- rbar + rate * (mean_b r_b - rbar)
     entropy weight:   w = c * sign(delta)   (the score then follows log pi + w H)
     calm actor step:  ebar <- ebar + rate * (mean_b |delta_b| - ebar),
-                      the actor's ObGD step sizes times s = min(1, ebar / target)   (target 0: s = 1)
+                      the actor's ObGD step sizes times s = max(floor, min(1, ebar / target))
+                      (target 0: s = 1)
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def td_average_update(average, rate, mean_abs_delta):
 CALM_FLOOR = 1e-6  # the smallest scale: a step never stops entirely (and kappa / scale stays finite)
 
 
-def calm_step_scale(average, target):
-    """``min(1, average / target)`` (at least ``CALM_FLOOR``): the actor's step shrinks with the critic's
-    errors below ``target`` (1 when ``target`` is 0: off)."""
+def calm_step_scale(average, target, floor):
+    """``max(floor, min(1, average / target))`` (at least ``CALM_FLOOR``): the actor's step shrinks with
+    the critic's errors below ``target``, to no less than ``floor`` of itself (1 when ``target`` is 0:
+    off)."""
     if target <= 0.0:
         return 1.0
-    return max(min(1.0, average / target), CALM_FLOOR)
+    return max(min(1.0, average / target), floor, CALM_FLOOR)

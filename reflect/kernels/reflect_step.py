@@ -11,7 +11,7 @@ Per environment step, for every stream ``b`` (no buffer of transitions anywhere)
     act:      x_t = normalise(obs_t);  o_t = actor(x_t) (traces advance);  a_t ~ pi(. | o_t)
     observe:  delta_t = third factor (e.g. r_t + gamma (1 - terminated) V(h_{t+1}) - V(h_t))
               z_theta <- gamma lambda z_theta + grad_theta [log pi(a_t | h_t) + c sign(delta_t) H_t]
-              ebar    <- ebar + rate (mean_b |delta_b| - ebar);  s = min(1, ebar / target)
+              ebar    <- ebar + rate (mean_b |delta_b| - ebar);  s = max(floor, min(1, ebar / target))
               theta   <- theta + (1 / B) sum_b s step_b delta_b z_theta,b      (ObGD step sizes step_b)
               then the third factor learns (the critic's bounded update), and the streams whose
               episode ended restart (state and traces zero)
@@ -47,7 +47,7 @@ REWARD, DELTA, VALUES, WEIGHTS, BASELINE, TD_AVERAGE = range(6)
 # literal)
 TERMINATED, DONE, PENDING, ALL = range(4)
 (GAMMA, ENTROPY_COEF, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE, CALM_TARGET,
- CALM_RATE) = range(9)
+ CALM_RATE, CALM_FLOOR) = range(10)
 # results: sums over the steps since the learner's statistics were last read
 STEPS, ABS_DELTA, ACTOR_STEP, ACTOR_L1, CRITIC_STEP, CRITIC_L1, ACTOR_SCALE = range(7)
 OK, BAD_OBSERVATION, BAD_DELTA, BAD_ACTOR_TRACE, BAD_CRITIC_TRACE = range(5)
@@ -88,7 +88,7 @@ def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings
     traces_accumulate(actor_traces, actor, io[SIGNAL], io[FLAGS][ALL])
     average = io[NUMBERS][TD_AVERAGE]
     average[0] = td_average_update(average[0], settings[CALM_RATE], total / delta.shape[0])
-    scale = calm_step_scale(average[0], settings[CALM_TARGET])
+    scale = calm_step_scale(average[0], settings[CALM_TARGET], settings[CALM_FLOOR])
     # alpha * scale with kappa / scale leaves ObGD's bound as it was: every step size is scaled exactly
     if bounded_update(actor_traces, delta, settings[ACTOR_LR] * scale, settings[ACTOR_KAPPA] / scale,
                       results[ACTOR_STEP:ACTOR_L1 + 1]) != OK:

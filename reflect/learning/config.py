@@ -28,6 +28,8 @@ class LearnerConfig:
             well stops drifting, and the step grows back when the errors do (a changed environment).
             0 = off.
         calm_steps: the horizon of that running mean, in steps (its rate is ``1 / calm_steps``).
+        calm_floor: the least the calm factor leaves of the actor's step (0 to 1): a policy stuck on a
+            plateau its critic predicts well keeps learning at this fraction of the full step.
     """
 
     gamma: float = 0.99
@@ -42,6 +44,7 @@ class LearnerConfig:
     baseline_rate: float = 0.01
     calm_target: float = 0.0
     calm_steps: int = 5000
+    calm_floor: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("gamma", "lam", "critic_lam"):
@@ -62,6 +65,8 @@ class LearnerConfig:
             )
         if self.calm_target < 0.0:
             raise ValueError(f"calm_target must be >= 0 (0 turns it off), got {self.calm_target}")
+        if not 0.0 <= self.calm_floor <= 1.0:
+            raise ValueError(f"calm_floor must be in [0, 1], got {self.calm_floor}")
         if self.calm_steps < 1:
             raise ValueError(f"calm_steps must be >= 1, got {self.calm_steps}")
         if not 0.0 < self.baseline_rate <= 1.0:

@@ -318,7 +318,7 @@ class ReflectLearner:
         config = self.config
         self.settings = np.array([config.gamma, config.entropy_coef, config.actor_lr, config.actor_kappa,
                                   config.critic_lr, config.critic_kappa, config.baseline_rate,
-                                  config.calm_target, 1.0 / config.calm_steps])
+                                  config.calm_target, 1.0 / config.calm_steps, config.calm_floor])
         self.results = self.stats.sums  # the step adds its statistics here
         self._one_done = np.ones(1, dtype=bool)
         self._done_buffer = np.zeros(batch, dtype=bool)
