@@ -49,15 +49,22 @@ def run_ppo(
     policy: Any = "MlpPolicy",
     name: str = "sb3-ppo",
     policy_kwargs: dict[str, Any] | None = None,
+    normalize_observations: bool = False,
 ) -> SeedResult:
-    """PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs) and the shared evaluation."""
+    """PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs) and the shared evaluation;
+    ``normalize_observations`` wraps the envs in SB3's ``VecNormalize`` (observations only; the
+    evaluation sees them through the same running statistics)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
     def linear(start: float) -> Callable[[float], float]:
         return lambda progress_remaining: progress_remaining * start
 
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    normalizer = VecNormalize(env, norm_obs=True, norm_reward=False) if normalize_observations else None
+    if normalizer is not None:
+        env = normalizer
     model = PPO(
         policy,
         env,
@@ -76,6 +83,8 @@ def run_ppo(
     clock = EvalClock(ENV_ID, THRESHOLD, every, episodes)
 
     def act(obs: np.ndarray) -> int:
+        if normalizer is not None:
+            obs = normalizer.normalize_obs(obs)
         return int(model.predict(obs, deterministic=True)[0])
 
     learn_evaluating(model, total_steps, clock, act, lambda: None)

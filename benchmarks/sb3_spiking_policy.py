@@ -7,6 +7,10 @@ same seeds, run alternately on the same machine, and the evaluation protocol of
 
     python benchmarks/sb3_spiking_policy.py                          # seeds 0-2, 100k steps
     python benchmarks/sb3_spiking_policy.py --seeds 0 --total-steps 10000 --policy-kwargs '{"time_steps": 2}'
+    python benchmarks/sb3_spiking_policy.py --normalize-spiking --policy-kwargs '{"weight_scale": 2.0}'
+
+``--normalize-spiking`` gives the spiking policy SB3's ``VecNormalize`` (observations only), so its
+thresholds see inputs of unit scale; the MLP keeps the zoo's unnormalised setup.
 """
 
 from __future__ import annotations
@@ -30,20 +34,27 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=5_000)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--policy-kwargs", type=json.loads, default={}, help="JSON for the spiking policy")
+    parser.add_argument("--policies", nargs="+", default=["spiking", "mlp"], choices=["spiking", "mlp"])
+    parser.add_argument("--normalize-spiking", action="store_true",
+                        help="VecNormalize (observations) for the spiking policy")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"spiking policy_kwargs: {args.policy_kwargs or 'defaults'}")
+    print(f"spiking policy_kwargs: {args.policy_kwargs or 'defaults'}"
+          f"{', VecNormalize observations' if args.normalize_spiking else ''}")
     print(HEADER)
     results: list[SeedResult] = []
     for seed in args.seeds:
-        for policy, name, kwargs in (
-            (SpikingActorCriticPolicy, "spiking", args.policy_kwargs),
-            ("MlpPolicy", "mlp", {}),
+        for policy, name, kwargs, normalize in (
+            (SpikingActorCriticPolicy, "spiking", args.policy_kwargs, args.normalize_spiking),
+            ("MlpPolicy", "mlp", {}, False),
         ):
-            r = run_ppo(seed, args.total_steps, args.eval_every, args.eval_episodes, policy, name, kwargs)
+            if name not in args.policies:
+                continue
+            r = run_ppo(seed, args.total_steps, args.eval_every, args.eval_episodes, policy, name, kwargs,
+                        normalize)
             results.append(r)
             print_result(r)
-    print_medians(results, ["spiking", "mlp"])
+    print_medians(results, args.policies)
 
 
 if __name__ == "__main__":
