@@ -84,7 +84,9 @@ def run_ppo(
 
     def act(obs: np.ndarray) -> int:
         if normalizer is not None:
-            obs = normalizer.normalize_obs(obs)
+            normalized = normalizer.normalize_obs(obs)
+            assert isinstance(normalized, np.ndarray)  # a Box observation space
+            obs = normalized
         return int(model.predict(obs, deterministic=True)[0])
 
     learn_evaluating(model, total_steps, clock, act, lambda: None)
