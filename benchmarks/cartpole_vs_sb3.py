@@ -62,9 +62,9 @@ def run_ppo(
         return lambda progress_remaining: progress_remaining * start
 
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
-    normalizer = VecNormalize(env, norm_obs=True, norm_reward=False) if normalize_observations else None
-    if normalizer is not None:
-        env = normalizer
+    normalizer: VecNormalize | None = None
+    if normalize_observations:
+        env = normalizer = VecNormalize(env, norm_obs=True, norm_reward=False)
     model = PPO(
         policy,
         env,

@@ -258,9 +258,9 @@ class ReflectLearner:
         self.config, self.head, self.num_streams = config, head, num_streams
         networks = [actor] if critic is None else [actor, critic]
         self.backend = select_backend([engine_spec(net) for net in networks], backend)
-        decay = config.gamma * config.lam
         self.actor_engine = TraceEngine(actor, num_streams, algorithm=trace_algorithm, backend=self.backend)
-        self.actor = TraceGroup(self.actor_engine, decay, config.actor_lr, config.actor_kappa)
+        self.actor = TraceGroup(self.actor_engine, config.gamma * config.lam, config.actor_lr,
+                                config.actor_kappa)
         head.prepare(num_streams)
         head.refresh()
         if head.extra_params is not None and head.extra_grad is not None:  # e.g. a Gaussian log-std
