@@ -84,14 +84,15 @@ def test_requested_backends(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # ----------------------------------------------------------------------------- the REFLECT step
 def _learner(backend: str, head: str, streams: int, third_factor: str = "td", seed: int = 0,
-             **network: Any) -> Any:
+             entropy_target: float | None = None, **network: Any) -> Any:
     torch.manual_seed(seed)
     actions = 2
     actor = SpikingNetwork(3, actions, (12,), weight_scale=3.0, **network).double()
     critic = SpikingNetwork(3, 1, (12,), weight_scale=3.0, **network).double()
     policy = (CategoricalHead(actions, seed=seed) if head == "categorical"
               else GaussianHead(actions, [-1.0, -2.0], [1.0, 2.0], seed=seed, log_std_lr_scale=0.1))
-    config = LearnerConfig(third_factor=third_factor, lam=0.9, actor_lr=0.5, critic_lr=0.5)
+    config = LearnerConfig(third_factor=third_factor, lam=0.9, actor_lr=0.5, critic_lr=0.5,
+                           entropy_target=entropy_target, entropy_rate=0.05)
     return ReflectLearner(actor, critic, policy, config, num_streams=streams, backend=backend)
 
 
@@ -112,25 +113,30 @@ def _run(learner: Any, steps: int, seed: int = 1) -> list[np.ndarray]:
 # one network configuration for every test here: the compiled backend compiles each (learner, head, model)
 # once on a fresh machine
 SHARED: dict[str, Any] = {"neuron": "alif", "beta": 0.3, "learn": ("theta",)}
-BACKEND_CASES = [("categorical", 1, "td"), ("categorical", 3, "td"), ("gaussian", 1, "td"),
-                 ("gaussian", 2, "td"), ("categorical", 2, "reward-baseline")]
+# (head, streams, learner, entropy target): the targets make the coefficient move every step
+BACKEND_CASES = [("categorical", 1, "td", None), ("categorical", 3, "td", 0.3), ("gaussian", 1, "td", None),
+                 ("gaussian", 2, "td", 3.0), ("categorical", 2, "reward-baseline", None)]
 
 
-@pytest.mark.parametrize(("head", "streams", "third_factor"), BACKEND_CASES)
-def test_every_backend_runs_the_same_reflect_step(head: str, streams: int, third_factor: str) -> None:
+@pytest.mark.parametrize(("head", "streams", "third_factor", "entropy_target"), BACKEND_CASES)
+def test_every_backend_runs_the_same_reflect_step(head: str, streams: int, third_factor: str,
+                                                  entropy_target: float | None) -> None:
     """Over 150 steps with episode ends, float64 networks: identical actions, weights to 1e-9."""
     names = ["numpy", "torch"] + (["numba"] if NUMBA_RUNS else [])
     runs = {}
     for name in names:
-        learner = _learner(name, head, streams, third_factor, **SHARED)
+        learner = _learner(name, head, streams, third_factor, entropy_target=entropy_target, **SHARED)
         assert learner.backend.name == name and learner.compiled == (name == "numba")
         actions = _run(learner, 150)
         weights = [p.detach().clone() for p in learner.actor_engine.parameters()]
         if learner.critic_engine is not None:
             weights += [p.detach().clone() for p in learner.critic_engine.parameters()]
-        runs[name] = (actions, weights, learner.head.extra_params)
+        runs[name] = (actions, weights, learner.head.extra_params, float(learner.entropy_coef[0]))
     reference = runs.pop("numpy")
-    for name, (actions, weights, extra) in runs.items():
+    if entropy_target is not None:
+        assert reference[3] != 0.01  # the coefficient moved
+    for name, (actions, weights, extra, coefficient) in runs.items():
+        assert coefficient == pytest.approx(reference[3], rel=1e-9), name
         for a, b in zip(actions, reference[0], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9, err_msg=f"{name}: actions")
         for a, b in zip(weights, reference[1], strict=True):

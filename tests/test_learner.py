@@ -143,9 +143,59 @@ def test_critic_lam_sets_the_value_traces_decay_only() -> None:
     assert float((shared.critic.z - own.critic.z).abs().max()) > 1e-4  # the shared lambda remembers
 
 
-def test_critic_lam_and_calm_floor_out_of_range_are_refused() -> None:
+def _steps(learner: ReflectLearner, count: int, seed: int = 0) -> None:
+    for t in range(count):
+        learner.act(obs(seed + t, learner.num_streams))
+        streams = learner.num_streams
+        learner.observe(np.ones(streams), np.zeros(streams, bool), np.zeros(streams, bool),
+                        obs(seed + t + 1, streams))
+
+
+@pytest.mark.parametrize(("target", "rising"), [(1.0, True), (0.0, False)])
+def test_the_entropy_coefficient_moves_towards_its_target(target: float, rising: bool) -> None:
+    """Above log 2 (the most two actions have) the coefficient grows every step, up to 1; at 0 it shrinks
+    every step, down to 1e-6; without a target it stays at ``entropy_coef``."""
+    learner = make_learner(streams=2, entropy_target=target, entropy_rate=0.5, entropy_coef=0.01)
+    fixed = make_learner(streams=2, entropy_coef=0.01)
+    seen = []
+    for t in range(40):
+        _steps(learner, 1, seed=t)
+        _steps(fixed, 1, seed=t)
+        seen.append(float(learner.entropy_coef[0]))
+    steps = np.diff([0.01, *seen])
+    assert (steps >= 0.0).all() if rising else (steps <= 0.0).all()
+    assert seen[-1] == (1.0 if rising else 1e-6)
+    assert fixed.entropy_coef[0] == 0.01
+    stats = learner.stats.pop()
+    assert 0.0 < stats["entropy"] <= np.log(2.0) and stats["entropy_coef"] == pytest.approx(np.mean(
+        [0.01, *seen[:-1]]))
+
+
+def test_the_adapted_entropy_coefficient_survives_a_checkpoint() -> None:
+    learner = make_learner(entropy_target=0.6, entropy_rate=0.2)
+    _steps(learner, 5)
+    state = learner.state_dict()
+    other = make_learner(entropy_target=0.6, entropy_rate=0.2)
+    other.load_state_dict(state)
+    assert other.entropy_coef[0] == learner.entropy_coef[0] != 0.01
+    del state["entropy_coef"]  # a checkpoint from before the entropy target: starts where a new run does
+    other.load_state_dict(state)
+    assert other.entropy_coef[0] == 0.01
+
+
+def test_an_entropy_target_starts_from_a_coefficient_it_can_adapt() -> None:
+    assert make_learner(entropy_target=0.5, entropy_coef=0.0).entropy_coef[0] == 1e-6
+    assert make_learner(entropy_target=0.5, entropy_coef=5.0).entropy_coef[0] == 1.0
+    assert make_learner(entropy_coef=0.0).entropy_coef[0] == 0.0  # no target: as given
+
+
+def test_out_of_range_learner_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="critic_lam must be in"):
         LearnerConfig(critic_lam=1.5)
+    with pytest.raises(ValueError, match="entropy_rate must be > 0"):
+        LearnerConfig(entropy_target=0.5, entropy_rate=0.0)
+    with pytest.raises(ValueError, match="entropy_target must be a finite number of nats"):
+        LearnerConfig(entropy_target=float("nan"))
     with pytest.raises(ValueError, match="calm_floor must be in"):
         LearnerConfig(calm_floor=-0.1)
 

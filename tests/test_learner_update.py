@@ -7,6 +7,7 @@ using the weights it actually ran with (``var + (w_used - w_now).detach()``), th
     z_w     <- gamma lambda z_w + grad V(h_t)
     delta_t  = r_t + gamma V(h_{t+1}) - V(h_t)
     p       <- p + alpha / max(1, kappa alpha max(|delta|, 1) ||z||_1) * delta * z
+    c       <- clip(c exp(rate (H_target - H_t)), 1e-6, 1)     (with an entropy target only)
 
 For one non-recurrent LIF layer with D-RTRL traces and a linear readout the two must agree to round-off.
 """
@@ -71,6 +72,7 @@ def reference_update(
     z_theta = {n: torch.zeros_like(p) for n, p in theta.items()}
     z_w = {n: torch.zeros_like(p) for n, p in w.items()}
     decay = config.gamma * config.lam
+    coefficient = config.initial_entropy_coef
     for t in range(T):
         theta_used.append(theta)
         if t == 0:
@@ -89,12 +91,15 @@ def reference_update(
         logits = _outputs_at(actor, t_var, theta_used, xs[: t + 1])[0]
         log_p = torch.log_softmax(logits, dim=0)
         entropy = -(log_p.exp() * log_p).sum()
-        objective = log_p[actions[t]] + config.entropy_coef * float(np.sign(delta)) * entropy
+        objective = log_p[actions[t]] + coefficient * float(np.sign(delta)) * entropy
         g_t = dict(zip(t_var, torch.autograd.grad(objective, list(t_var.values())), strict=True))
         z_theta = {n: decay * z_theta[n] + g_t[n] for n in z_theta}
         z_w = {n: decay * z_w[n] + f_t[n] for n in z_w}
         theta = _obgd(theta, z_theta, delta, config.actor_lr, config.actor_kappa)
         w = _obgd(w, z_w, delta, config.critic_lr, config.critic_kappa)
+        if config.entropy_target is not None:
+            change = np.exp(config.entropy_rate * (config.entropy_target - float(entropy.detach())))
+            coefficient = float(np.clip(coefficient * change, 1e-6, 1.0))
     return theta, w
 
 
@@ -156,3 +161,17 @@ def test_pp_prop_learner_matches_the_oracle_for_default_lif(algorithm: str) -> N
     theta, w = reference_update(nets["actor"], nets["critic"], nets["xs"], actions, data["rewards"], CONFIG)
     assert _max_error(actor_after, theta) < 1e-10
     assert _max_error(critic_after, w) < 1e-10
+
+
+# a target above log 2 (the most two actions have) and a fast rate: the coefficient grows every step
+ADAPTING = LearnerConfig(**{**CONFIG.__dict__, "entropy_target": 0.9, "entropy_rate": 3.0})
+
+
+def test_the_entropy_target_adapts_the_coefficient_as_the_oracle_does() -> None:
+    actor_after, critic_after, nets, data, actions = run_learner(ADAPTING)
+    theta, w = reference_update(nets["actor"], nets["critic"], nets["xs"], actions, data["rewards"], ADAPTING)
+    assert _max_error(actor_after, theta) < 1e-10
+    assert _max_error(critic_after, w) < 1e-10
+    # negative control: the same run under the fixed coefficient is another update
+    fixed, _ = reference_update(nets["actor"], nets["critic"], nets["xs"], actions, data["rewards"], CONFIG)
+    assert _max_error(actor_after, fixed) > 1e-4

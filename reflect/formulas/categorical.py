@@ -45,7 +45,7 @@ def sample(logits, uniform):
 
 
 def score(logits, action, weight, out):
-    """``out[k] = d/dl_k [log p_action + weight * H]``."""
+    """``out[k] = d/dl_k [log p_action + weight * H]``; returns ``H``."""
     top = row_max(logits)
     total = 0.0
     for k in range(len(logits)):
@@ -59,3 +59,4 @@ def score(logits, action, weight, out):
         log_p = logits[k] - top - log_total
         p = exp(log_p)
         out[k] = (1.0 if k == action else 0.0) - p - weight * p * (log_p + entropy)
+    return entropy

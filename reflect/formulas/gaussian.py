@@ -6,13 +6,17 @@ dimension's bounds (``c = (high + low) / 2``, ``s = (high - low) / 2``; unbounde
 
     tanh:  a = c + s * tanh(u)           clip:  a = c + s * clip(u, -1, 1)
     d log pi / d mu       = (u - mu) / sigma^2
-    d/d log_std [log pi + w H] = (u - mu)^2 / sigma^2 - 1 + w        (H = sum log_std + const)
+    d/d log_std [log pi + w H] = (u - mu)^2 / sigma^2 - 1 + w
+    H = sum_a (log_std_a + log(2 pi e) / 2)      (the pre-squash Gaussian's entropy, nats)
 """
 
 from __future__ import annotations
 
+import math
+
 from reflect.formulas.ops import clip, exp, tanh
 
+HALF_LOG_2PI_E = 0.5 * math.log(2.0 * math.pi * math.e)
 TANH, CLIP = 0, 1
 SQUASH_CODES = {"tanh": TANH, "clip": CLIP}
 
@@ -41,3 +45,8 @@ def log_std_score(u, mu, inv_var, weight):
 def spread(log_std):
     """``(sigma, 1 / sigma^2)`` of a (clipped) ``log_std``."""
     return exp(log_std), exp(log_std * -2.0)
+
+
+def dimension_entropy(log_std):
+    """One dimension's share of ``H``: ``log_std + log(2 pi e) / 2``."""
+    return log_std + HALF_LOG_2PI_E

@@ -6,9 +6,14 @@
     calm actor step:  ebar <- ebar + rate * (mean_b |delta_b| - ebar),
                       the actor's ObGD step sizes times s = max(floor, min(1, ebar / target))
                       (target 0: s = 1)
+    entropy target:   c <- clip(c * exp(rate * (H_target - mean_b H_b)), C_MIN, C_MAX)
+                      (the coefficient grows while the policy's entropy is below the target, and
+                      shrinks while it is above; the automatic temperature of SAC, in log space)
 """
 
 from __future__ import annotations
+
+from reflect.formulas.ops import exp
 
 
 def td_error(reward, terminated, gamma, next_value, value):
@@ -41,3 +46,14 @@ def calm_step_scale(average, target, floor):
     if target <= 0.0:
         return 1.0
     return max(min(1.0, average / target), floor, CALM_FLOOR)
+
+
+ENTROPY_COEF_MIN = 1e-6  # an adapted coefficient never reaches 0 (it could not grow back from there)
+ENTROPY_COEF_MAX = 1.0  # nor outweighs the log-prob score it is added to
+
+
+def entropy_coef_update(coefficient, rate, target, entropy):
+    """``clip(c * exp(rate * (target - entropy)), ENTROPY_COEF_MIN, ENTROPY_COEF_MAX)``: one step of the
+    entropy coefficient towards the value that keeps the policy's entropy (nats) at ``target``."""
+    value = coefficient * exp(rate * (target - entropy))
+    return min(max(value, ENTROPY_COEF_MIN), ENTROPY_COEF_MAX)

@@ -22,12 +22,12 @@ def head_sample(head, out, deterministic):
         actions[b] = argmax(row) if deterministic else sample(row, uniform[b])
 
 
-def head_score(head, out, weights, signal):
+def head_score(head, out, weights, signal, entropies):
     actions, row, result = head[C_ACTIONS], head[C_ROW], head[C_SCORE]
     for b in range(actions.shape[0]):
         for k in range(row.shape[0]):
             row[k] = out[b, k]
-        score(row, actions[b], weights[b], result)
+        entropies[b] = score(row, actions[b], weights[b], result)
         for k in range(row.shape[0]):
             signal[b, k] = result[k]
 

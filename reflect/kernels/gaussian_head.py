@@ -9,7 +9,7 @@ before the call), the pre-squash actions ``u`` and the log-std score; the enviro
 
 from __future__ import annotations
 
-from reflect.formulas.gaussian import log_std_score, mean_score, pre_squash, spread, squash
+from reflect.formulas.gaussian import dimension_entropy, log_std_score, mean_score, pre_squash, spread, squash
 from reflect.formulas.ops import clip
 
 TEMPLATE = ("head_sample", "head_score", "head_refresh")
@@ -32,11 +32,16 @@ def head_sample(head, out, deterministic):
             env[b, a] = squash(u, center[a], scale[a], code) if bounded[a] else u
 
 
-def head_score(head, out, weights, signal):
+def head_score(head, out, weights, signal, entropies):
     raw, inv_var, grad = head[G_SAMPLES][G_RAW], head[G_VECTORS][G_INV_VAR], head[G_SAMPLES][G_GRAD]
+    log_std = head[G_LOG_STD]
     learn = head[G_FLAGS][1] == 1
     batch, dims = raw.shape
+    entropy = 0.0
+    for a in range(dims):
+        entropy += dimension_entropy(log_std[a])
     for b in range(batch):
+        entropies[b] = entropy
         for a in range(dims):
             mu = out[b, a] + 0.0
             signal[b, a] = mean_score(raw[b, a], mu, inv_var[a])

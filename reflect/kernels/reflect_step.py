@@ -13,6 +13,7 @@ Per environment step, for every stream ``b`` (no buffer of transitions anywhere)
               z_theta <- gamma lambda z_theta + grad_theta [log pi(a_t | h_t) + c sign(delta_t) H_t]
               ebar    <- ebar + rate (mean_b |delta_b| - ebar);  s = max(floor, min(1, ebar / target))
               theta   <- theta + (1 / B) sum_b s step_b delta_b z_theta,b      (ObGD step sizes step_b)
+              c       <- clip(c exp(rate_c (H_target - mean_b H_t,b)))   (with an entropy target only)
               then the third factor learns (the critic's bounded update), and the streams whose
               episode ended restart (state and traces zero)
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 
-from reflect.formulas.td import calm_step_scale, entropy_weight, td_average_update
+from reflect.formulas.td import calm_step_scale, entropy_coef_update, entropy_weight, td_average_update
 from reflect.kernels.specialize import placeholder
 
 TEMPLATE = (
@@ -37,19 +38,22 @@ TEMPLATE = (
 
 # io: raw observations [B, D] float64, the actor's and the critic's input buffers (the first D columns
 # are the observation), their outputs, the actor's learning signal [B, O], dV/do = 1 [B, 1], numbers per
-# stream [5, B] float64, flags per stream [4, B] bool
+# stream [8, B] float64, flags per stream [4, B] bool
 RAW, ACTOR_INPUT, CRITIC_INPUT, ACTOR_OUTPUT, CRITIC_OUTPUT, SIGNAL, ONES, NUMBERS, FLAGS = range(9)
 # rows of io[NUMBERS]: reward, delta, V(h_t), entropy weight; the reward baseline in BASELINE's first entry,
-# the running mean of |delta| (the calm actor step's) in TD_AVERAGE's
-REWARD, DELTA, VALUES, WEIGHTS, BASELINE, TD_AVERAGE = range(6)
+# the running mean of |delta| (the calm actor step's) in TD_AVERAGE's; the policy's entropy H_t per stream;
+# the entropy coefficient c in ENTROPY_COEF's first entry
+REWARD, DELTA, VALUES, WEIGHTS, BASELINE, TD_AVERAGE, ENTROPY, ENTROPY_COEF = range(8)
 # rows of io[FLAGS]: terminated, done (terminated or truncated), the critic waits for the episode's first
 # step, and all True (also read as a non-constant ``True``, so compiled callees are not specialised on a
 # literal)
 TERMINATED, DONE, PENDING, ALL = range(4)
-(GAMMA, ENTROPY_COEF, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE, CALM_TARGET,
- CALM_RATE, CALM_FLOOR) = range(10)
+# settings (an entropy rate of 0: the coefficient stays where the learner set it)
+(GAMMA, ACTOR_LR, ACTOR_KAPPA, CRITIC_LR, CRITIC_KAPPA, BASELINE_RATE, CALM_TARGET, CALM_RATE, CALM_FLOOR,
+ ENTROPY_TARGET, ENTROPY_RATE) = range(11)
 # results: sums over the steps since the learner's statistics were last read
-STEPS, ABS_DELTA, ACTOR_STEP, ACTOR_L1, CRITIC_STEP, CRITIC_L1, ACTOR_SCALE = range(7)
+(STEPS, ABS_DELTA, ACTOR_STEP, ACTOR_L1, CRITIC_STEP, CRITIC_L1, ACTOR_SCALE, ENTROPY_SUM,
+ ENTROPY_COEF_SUM) = range(9)
 OK, BAD_OBSERVATION, BAD_DELTA, BAD_ACTOR_TRACE, BAD_CRITIC_TRACE = range(5)
 
 
@@ -77,14 +81,24 @@ def observe(norm, actor, critic, head, actor_traces, critic_traces, io, settings
     status = third_factor_signal(norm, critic, critic_traces, io, settings)
     if status != OK:
         return status
-    delta, weights = io[NUMBERS][DELTA], io[NUMBERS][WEIGHTS]
+    delta, weights, entropies = io[NUMBERS][DELTA], io[NUMBERS][WEIGHTS], io[NUMBERS][ENTROPY]
+    coefficient = io[NUMBERS][ENTROPY_COEF]
     total = 0.0
     for b in range(delta.shape[0]):
         if not math.isfinite(delta[b]):
             return BAD_DELTA
-        weights[b] = entropy_weight(settings[ENTROPY_COEF], delta[b])
+        weights[b] = entropy_weight(coefficient[0], delta[b])
         total += abs(delta[b])
-    head_score(head, io[ACTOR_OUTPUT], weights, io[SIGNAL])
+    head_score(head, io[ACTOR_OUTPUT], weights, io[SIGNAL], entropies)
+    entropy = 0.0
+    for b in range(delta.shape[0]):
+        entropy += entropies[b]
+    entropy /= delta.shape[0]
+    results[ENTROPY_SUM] += entropy
+    results[ENTROPY_COEF_SUM] += coefficient[0]
+    if settings[ENTROPY_RATE] > 0.0:  # the next step's coefficient
+        coefficient[0] = entropy_coef_update(coefficient[0], settings[ENTROPY_RATE], settings[ENTROPY_TARGET],
+                                             entropy)
     traces_accumulate(actor_traces, actor, io[SIGNAL], io[FLAGS][ALL])
     average = io[NUMBERS][TD_AVERAGE]
     average[0] = td_average_update(average[0], settings[CALM_RATE], total / delta.shape[0])

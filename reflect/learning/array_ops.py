@@ -57,8 +57,9 @@ def head_sample(head: Any, out: np.ndarray, deterministic: bool) -> None:
     head.sample_step(out, deterministic)
 
 
-def head_score(head: Any, out: np.ndarray, weights: np.ndarray, signal: np.ndarray) -> None:
-    head.score_step(out, weights, signal)
+def head_score(head: Any, out: np.ndarray, weights: np.ndarray, signal: np.ndarray,
+               entropies: np.ndarray) -> None:
+    head.score_step(out, weights, signal, entropies)
 
 
 def head_refresh(head: Any) -> None:

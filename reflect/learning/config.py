@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from reflect.formulas.td import ENTROPY_COEF_MAX, ENTROPY_COEF_MIN
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,12 @@ class LearnerConfig:
         calm_steps: the horizon of that running mean, in steps (its rate is ``1 / calm_steps``).
         calm_floor: the least the calm factor leaves of the actor's step (0 to 1): a policy stuck on a
             plateau its critic predicts well keeps learning at this fraction of the full step.
+        entropy_target: the policy entropy (nats, averaged over streams) that the entropy coefficient
+            keeps: every step ``c <- clip(c * exp(entropy_rate * (entropy_target - H)), 1e-6, 1)``,
+            starting from ``entropy_coef``, as SAC's automatic temperature does (None: ``c`` stays at
+            ``entropy_coef``). A softmax over ``A`` actions has at most ``log A`` nats; a Gaussian
+            ``sum(log_std) + A (1 + log 2 pi) / 2``.
+        entropy_rate: the step of ``log c`` per nat of entropy error (with ``entropy_target`` only).
     """
 
     gamma: float = 0.99
@@ -45,6 +54,8 @@ class LearnerConfig:
     calm_target: float = 0.0
     calm_steps: int = 5000
     calm_floor: float = 0.0
+    entropy_target: float | None = None
+    entropy_rate: float = 0.001
 
     def __post_init__(self) -> None:
         for name in ("gamma", "lam", "critic_lam"):
@@ -69,8 +80,21 @@ class LearnerConfig:
             raise ValueError(f"calm_floor must be in [0, 1], got {self.calm_floor}")
         if self.calm_steps < 1:
             raise ValueError(f"calm_steps must be >= 1, got {self.calm_steps}")
+        if not self.entropy_rate > 0.0:
+            raise ValueError(f"entropy_rate must be > 0, got {self.entropy_rate}")
+        if self.entropy_target is not None and not math.isfinite(self.entropy_target):
+            raise ValueError(f"entropy_target must be a finite number of nats (or null: off), got "
+                             f"{self.entropy_target}")
         if not 0.0 < self.baseline_rate <= 1.0:
             raise ValueError(f"baseline_rate must be in (0, 1], got {self.baseline_rate}")
+
+    @property
+    def initial_entropy_coef(self) -> float:
+        """The entropy coefficient of a new learner: ``entropy_coef``, brought into the adapted range
+        ``[1e-6, 1]`` when ``entropy_target`` is set."""
+        if self.entropy_target is None:
+            return self.entropy_coef
+        return min(max(self.entropy_coef, ENTROPY_COEF_MIN), ENTROPY_COEF_MAX)
 
     @property
     def value_lam(self) -> float:

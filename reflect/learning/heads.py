@@ -9,8 +9,9 @@ For the learner (per step, on the head's own preallocated buffers):
 
 * ``prepare(B)``; ``draw(deterministic)``: the step's random numbers from the head's numpy Generator;
 * ``sample_step(o, deterministic)``: the step's actions (:attr:`env_actions` for the environment);
-* ``score_step(o, weights, signal)``: ``signal = d/do [log pi(a | o) + w H(pi(. | o))]``, the actor's
-  same-step learning signal, and the extra parameters' score (``extra_grad``);
+* ``score_step(o, weights, signal, entropies)``: ``signal = d/do [log pi(a | o) + w H(pi(. | o))]``, the
+  actor's same-step learning signal, the extra parameters' score (``extra_grad``), and ``entropies`` ``[B]``
+  ``= H(pi(. | o))`` (nats);
 * ``refresh()``: recompute what is derived from the head's parameters after they change.
 
 For everyone else: ``sample(o, deterministic)``, ``to_env(actions)``, ``score(o, actions, w, signal)``,
@@ -51,7 +52,8 @@ class PolicyHead(Protocol):
 
     def sample_step(self, out: np.ndarray, deterministic: bool) -> None: ...
 
-    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray) -> None: ...
+    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray,
+                   entropies: np.ndarray) -> None: ...
 
     def refresh(self) -> None: ...
 
@@ -136,10 +138,12 @@ class CategoricalHead:
             self._actions[b] = categorical.argmax(row) if deterministic else categorical.sample(
                 row, float(self._uniform[b]))
 
-    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray) -> None:
+    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray,
+                   entropies: np.ndarray) -> None:
         result = [0.0] * self.num_outputs
         for b in range(out.shape[0]):
-            categorical.score(out[b].tolist(), int(self._actions[b]), float(weights[b]), result)
+            action, weight = int(self._actions[b]), float(weights[b])
+            entropies[b] = categorical.score(out[b].tolist(), action, weight, result)
             signal[b] = result
 
     def compiled_handle(self) -> tuple[Any, ...]:
@@ -170,7 +174,7 @@ class CategoricalHead:
         """``signal[b] = d/dl [log p(a_b) + w_b H]`` for logits ``out`` ``[B, A]``."""
         self.prepare(out.shape[0])
         self._actions[...] = actions
-        self.score_step(out, entropy_weight, signal)
+        self.score_step(out, entropy_weight, signal, np.zeros(out.shape[0]))
 
     def entropy(self, out: np.ndarray) -> np.ndarray:
         """``H(softmax(out))`` ``[B]``."""
@@ -312,7 +316,9 @@ class GaussianHead:
         self._raw[...] = u
         self._env[...] = self._to_env(self._raw)
 
-    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray) -> None:
+    def score_step(self, out: np.ndarray, weights: np.ndarray, signal: np.ndarray,
+                   entropies: np.ndarray) -> None:
+        entropies[...] = gaussian.dimension_entropy(self.log_std_np).sum()
         mu = out.astype(np.float64, copy=False)
         signal[...] = gaussian.mean_score(self._raw, mu, self._inv_var)
         if self.learn_log_std:
@@ -364,7 +370,7 @@ class GaussianHead:
         self.prepare(out.shape[0])
         self.refresh()
         self._raw[...] = actions
-        self.score_step(out, np.asarray(entropy_weight, dtype=np.float64), signal)
+        self.score_step(out, np.asarray(entropy_weight, dtype=np.float64), signal, np.zeros(out.shape[0]))
 
     def log_prob(self, out: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """``log pi(a | o)`` ``[B]`` of the environment action ``a = to_env(actions)``, in float64."""
@@ -382,8 +388,8 @@ class GaussianHead:
 
     def entropy(self, out: np.ndarray) -> np.ndarray:
         """Entropy of the pre-squash Gaussian, ``sum(log_std) + A/2 (1 + log 2 pi)``, ``[B]``."""
-        value = float(np.log(self.std()).sum()) + 0.5 * self.num_outputs * (1.0 + _LOG_2PI)
-        return np.full(out.shape[0], value)
+        self.refresh()
+        return np.full(out.shape[0], float(gaussian.dimension_entropy(self.log_std_np).sum()))
 
     def rng_state(self) -> dict:
         """The sampler's random state (plain types, checkpoint-safe)."""

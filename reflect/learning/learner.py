@@ -47,6 +47,9 @@ from reflect.kernels.reflect_step import (
     CRITIC_STEP,
     DELTA,
     DONE,
+    ENTROPY_COEF,
+    ENTROPY_COEF_SUM,
+    ENTROPY_SUM,
     FLAGS,
     NUMBERS,
     OK,
@@ -78,7 +81,7 @@ class LearnerStats:
     trace norm, the calm scale of the actor's step), read and cleared by :meth:`pop`."""
 
     def __init__(self) -> None:
-        self.sums = np.zeros(7)
+        self.sums = np.zeros(9)
 
     @property
     def steps(self) -> int:
@@ -89,7 +92,9 @@ class LearnerStats:
 
     def pop(self) -> dict[str, float]:
         """Means since the last call: ``td_error``, ``trace_norm``, ``step_size``, ``critic_step_size``,
-        ``actor_step_scale`` (the calm factor of the actor's step, 1 when ``learner.calm_target`` is 0)."""
+        ``actor_step_scale`` (the calm factor of the actor's step, 1 when ``learner.calm_target`` is 0),
+        ``entropy`` (the policy's, nats) and ``entropy_coef`` (``learner.entropy_coef``, or its adapted value
+        under ``learner.entropy_target``)."""
         n = max(self.steps, 1)
         sums = self.sums
         out = {
@@ -98,6 +103,8 @@ class LearnerStats:
             "step_size": float(sums[ACTOR_STEP]) / n,
             "critic_step_size": float(sums[CRITIC_STEP]) / n,
             "actor_step_scale": float(sums[ACTOR_SCALE]) / n,
+            "entropy": float(sums[ENTROPY_SUM]) / n,
+            "entropy_coef": float(sums[ENTROPY_COEF_SUM]) / n,
         }
         self.clear()
         return out
@@ -296,13 +303,16 @@ class ReflectLearner:
             return e.layer_buffers[0]["z"].numpy() if compiled else e.observation_np  # type: ignore[return-value]
 
         self.raw = np.zeros((batch, dims))
-        # rows: reward, delta, V(h_t), entropy weight, baseline, the running mean |delta|
-        self.numbers = np.zeros((6, batch))
+        # rows: reward, delta, V(h_t), entropy weight, baseline, the running mean |delta|, entropy,
+        # the entropy coefficient
+        self.numbers = np.zeros((8, batch))
         self.flags = np.zeros((4, batch), dtype=bool)  # rows: terminated, done, critic pending, all True
         self.reward, self.delta, self.values = self.numbers[REWARD], self.numbers[DELTA], self.numbers[VALUES]
         self.baseline = self.numbers[BASELINE, :1]  # the running reward mean of the reward-baseline learner
         self.td_average = self.numbers[TD_AVERAGE, :1]  # the running mean |delta| of the calm actor step
         self.td_average[0] = self.config.calm_target  # starts calm-neutral: scale 1 until errors fall
+        self.entropy_coef = self.numbers[ENTROPY_COEF, :1]  # adapted under an entropy target
+        self.entropy_coef[0] = self.config.initial_entropy_coef
         self.terminated, self.done = self.flags[TERMINATED], self.flags[DONE]
         self.critic_pending = self.flags[PENDING]  # the critic has not seen this episode's first step
         self.critic_pending[:] = True
@@ -316,9 +326,12 @@ class ReflectLearner:
         self.io = (self.raw, actor_input, critic_input, engine.output_np, critic_output, self.signal, ones,
                    self.numbers, self.flags)
         config = self.config
-        self.settings = np.array([config.gamma, config.entropy_coef, config.actor_lr, config.actor_kappa,
-                                  config.critic_lr, config.critic_kappa, config.baseline_rate,
-                                  config.calm_target, 1.0 / config.calm_steps, config.calm_floor])
+        adapting = config.entropy_target is not None
+        self.settings = np.array([config.gamma, config.actor_lr, config.actor_kappa, config.critic_lr,
+                                  config.critic_kappa, config.baseline_rate, config.calm_target,
+                                  1.0 / config.calm_steps, config.calm_floor,
+                                  config.entropy_target if adapting else 0.0,
+                                  config.entropy_rate if adapting else 0.0])
         self.results = self.stats.sums  # the step adds its statistics here
         self._one_done = np.ones(1, dtype=bool)
         self._done_buffer = np.zeros(batch, dtype=bool)
@@ -596,6 +609,7 @@ class ReflectLearner:
             "critic_pending": torch.from_numpy(self.critic_pending.copy()),
             "reward_baseline": float(self.baseline[0]),
             "td_average": float(self.td_average[0]),
+            "entropy_coef": float(self.entropy_coef[0]),
             "head_rng": self.head.rng_state(),
         }
         if self.actor.extra_params is not None:
@@ -621,6 +635,8 @@ class ReflectLearner:
         self.baseline[0] = float(state["reward_baseline"])
         # a checkpoint from before the calm actor step: start calm-neutral, as a new learner does
         self.td_average[0] = float(state.get("td_average", self.config.calm_target))
+        if self.config.entropy_target is not None:  # an adapted coefficient carries on where it was
+            self.entropy_coef[0] = float(state.get("entropy_coef", self.config.initial_entropy_coef))
         self.head.set_rng_state(dict(state["head_rng"]))
         if self.actor.extra_params is not None:
             self.actor.extra_z[...] = state["actor_extra_traces"].numpy()

@@ -7,7 +7,8 @@ statistics were built under its config. A resumed run may change only what leave
   ``train.checkpoint_every``, ``train.log_every``): when to stop, evaluate, save and log;
 * the step sizes (``learner.actor_lr``, ``learner.critic_lr``, ``learner.actor_kappa``,
   ``learner.critic_kappa``, ``learner.entropy_coef``, ``learner.baseline_rate``, ``learner.calm_target``,
-  ``learner.calm_steps``, ``learner.calm_floor``, ``action.log_std_lr_scale``): how far each later
+  ``learner.calm_steps``, ``learner.calm_floor``, ``learner.entropy_target``, ``learner.entropy_rate``,
+  ``action.log_std_lr_scale``): how far each later
   update moves the weights, e.g. to anneal a run.
 
 Everything else is fixed by the checkpoint: the network (its weights have that shape and were trained for
@@ -42,6 +43,8 @@ RESUMABLE_KEYS = (
     "learner.calm_target",
     "learner.calm_steps",
     "learner.calm_floor",
+    "learner.entropy_target",
+    "learner.entropy_rate",
     "learner.baseline_rate",
     "action.log_std_lr_scale",
 )
