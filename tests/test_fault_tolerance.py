@@ -378,6 +378,30 @@ def test_disk_full_mid_run_keeps_training_and_catches_up(
     assert {300, 1500, 1800} <= steps
 
 
+def test_a_best_model_waiting_to_be_written_never_overwrites_a_newer_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A best model whose write failed waits in memory; when the next best is written at once, the
+    waiting one is dropped, so a later retry cannot put the older model back."""
+    states = iter([b"best at step 1200", b"best at step 1500"])
+    monkeypatch.setattr(trainer, "agent_checkpoint_bytes", lambda agent: next(states))
+    real_write, failures = trainer.write_bytes_atomic, [OSError(errno.ENOSPC, "No space left on device")]
+
+    def write_once_full(path: Path, data: bytes) -> None:
+        if failures:
+            raise failures.pop()
+        real_write(path, data)
+
+    monkeypatch.setattr(trainer, "write_bytes_atomic", write_once_full)
+    guard = WriteGuard(warn=lambda message: None)
+    recorder = trainer._RunRecorder(None, tmp_path, None, None, [], 0, guard)  # type: ignore[arg-type]
+    recorder.save_best()  # the disk is full: kept in memory
+    assert guard.pending == [recorder.BEST] and not recorder.best_path.exists()
+    recorder.save_best()  # a newer best, written at once
+    assert guard.retry_pending() and guard.pending == []
+    assert recorder.best_path.read_bytes() == b"best at step 1500"
+
+
 def test_final_save_retries_then_uses_a_fallback_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

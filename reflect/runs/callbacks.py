@@ -84,6 +84,10 @@ class WriteGuard:
         """Register ``retry`` (returns True once done) under ``key``, replacing an earlier one."""
         self._pending[key] = retry
 
+    def drop(self, key: str) -> None:
+        """Forget the write waiting under ``key`` (a newer write of the same file has succeeded)."""
+        self._pending.pop(key, None)
+
     @property
     def pending(self) -> list[str]:
         """Keys of the writes still waiting to be retried."""
