@@ -29,8 +29,13 @@ def test_acrobot_reaches_minus_100_within_100k_steps() -> None:
     assert best_evaluation("Acrobot-v1", seed=1, steps=100_000) >= -100.0
 
 
+# seed 0 crosses 475 on the callback's 20 episodes at its first evaluation (5k steps), with a policy at
+# 469 over 100; it is solved and stable from 15k (README, "Learning that stays learned")
+FIRST_CROSSING_TOO_EARLY = pytest.mark.xfail(strict=True, reason="stops at 5k with a policy at 469")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", [pytest.param(0, marks=FIRST_CROSSING_TOO_EARLY), 1, 2, 3, 4])
 def test_a_cartpole_policy_stopped_at_the_threshold_holds_over_100_episodes(seed: int) -> None:
     """SB3's EvalCallback + StopTrainingOnRewardThreshold(475) stop ``learn`` at the first evaluation of
     20 episodes at 475; the policy it stopped with must then hold over 100 fresh episodes."""
@@ -38,10 +43,14 @@ def test_a_cartpole_policy_stopped_at_the_threshold_holds_over_100_episodes(seed
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from stable_baselines3.common.evaluation import evaluate_policy
 
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
     agent = Reflect("CartPole-v1", seed=seed)
     stop = StopTrainingOnRewardThreshold(reward_threshold=475.0, verbose=0)
-    evaluation = EvalCallback(make_single_env("CartPole-v1"), eval_freq=5_000, n_eval_episodes=20,
-                              callback_on_new_best=stop, verbose=0)
+    callback_env = DummyVecEnv([lambda: make_single_env("CartPole-v1")])
+    callback_env.seed(2_000 + seed)  # the callback's episodes are the same on every run
+    evaluation = EvalCallback(callback_env, eval_freq=5_000, n_eval_episodes=20, callback_on_new_best=stop,
+                              verbose=0)
     agent.learn(100_000, callback=evaluation)
     assert evaluation.best_mean_reward >= 475.0, "not solved within 100k steps"
     assert agent.num_timesteps < 100_000  # it stopped at the threshold
