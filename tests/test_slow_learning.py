@@ -42,7 +42,6 @@ def test_a_cartpole_policy_stopped_at_the_threshold_holds_over_100_episodes(seed
     pytest.importorskip("stable_baselines3")
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from stable_baselines3.common.evaluation import evaluate_policy
-
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     agent = Reflect("CartPole-v1", seed=seed)
