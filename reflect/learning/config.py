@@ -37,7 +37,7 @@ class LearnerConfig:
             keeps: every step ``c <- clip(c * exp(entropy_rate * (entropy_target - H)), 1e-6, 1)``,
             starting from ``entropy_coef``, as SAC's automatic temperature does (None: ``c`` stays at
             ``entropy_coef``). A softmax over ``A`` actions has at most ``log A`` nats; a Gaussian
-            ``sum(log_std) + A (1 + log 2 pi) / 2``.
+            ``sum(log_std) + A (1 + log 2 pi) / 2``, which only a learned ``log_std`` changes.
         entropy_rate: the step of ``log c`` per nat of entropy error (with ``entropy_target`` only).
     """
 
