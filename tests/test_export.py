@@ -14,14 +14,13 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from recording import Recording, record
 
 from reflect.agents import Reflect
 from reflect.cli import main
@@ -50,48 +49,8 @@ CASES: dict[str, tuple[str, dict[str, Any], int]] = {
 }
 
 
-@dataclass
-class Recording:
-    agent: Reflect
-    obs: np.ndarray          # [T, obs_dim] float32
-    starts: np.ndarray       # [T] bool: an episode begins at this step
-    actions: np.ndarray      # [T] or [T, A]: agent.policy().act, deterministic
-    predicted: np.ndarray    # the same from agent.predict, first PREDICT_STEPS steps
-    states: np.ndarray       # [T, state_size]: the engine's state after each step, in the export layout
-
-
-def _flat_state(network_state: Any, leaky: bool) -> np.ndarray:
-    parts = [t for layer in network_state.layers for t in layer]
-    if leaky:
-        parts.append(network_state.readout)
-    return torch.cat(parts, dim=1)[0].numpy().copy()
-
-
 def _record(agent: Reflect, env_id: str, steps: int = STEPS, seed: int = 11) -> Recording:
-    env = gym.make(env_id)
-    policy = agent.policy()
-    leaky = agent.actor.readout.decay > 0.0
-    obs, _ = env.reset(seed=seed)
-    rows: dict[str, list[Any]] = {"obs": [], "starts": [], "actions": [], "predicted": [], "states": []}
-    start, predict_state = True, None
-    for _ in range(steps):
-        if start:
-            policy.reset()
-        action = np.array(policy.act(obs[None], deterministic=True), copy=True)[0]
-        if len(rows["predicted"]) < PREDICT_STEPS:
-            predicted, predict_state = agent.predict(obs, predict_state, episode_start=np.array([start]),
-                                                     deterministic=True)
-            rows["predicted"].append(np.asarray(predicted))
-        rows["obs"].append(np.asarray(obs, dtype=np.float32))
-        rows["starts"].append(start)
-        rows["actions"].append(action)
-        rows["states"].append(_flat_state(policy.engine.network_state(), leaky))
-        obs, _, terminated, truncated, _ = env.step(action if agent.continuous else int(action))
-        start = bool(terminated or truncated)
-        if start:
-            obs, _ = env.reset()
-    env.close()
-    return Recording(agent, *(np.array(rows[k]) for k in ("obs", "starts", "actions", "predicted", "states")))
+    return record(agent, env_id, steps, seed, predict_steps=PREDICT_STEPS)
 
 
 def _replay(step: Any, initial_state: Any, rec: Recording, *, reset: bool = True, steps: int = STEPS

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ import torch
 nir = pytest.importorskip("nir")
 # snnTorch's export_to_nir calls a nirtorch function nirtorch has deprecated
 pytestmark = pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph:DeprecationWarning")
+
+from recording import Recording, flat_state, record  # noqa: E402
 
 from reflect.agents import Reflect  # noqa: E402
 from reflect.agents.nir_format import NIRImportError, decode  # noqa: E402
@@ -52,44 +53,9 @@ MEMBRANE_TOLERANCE = 1e-5
 
 
 # ------------------------------------------------------------------------------------------- helpers
-@dataclass
-class Recording:
-    agent: Reflect
-    obs: np.ndarray       # [T, obs_dim]
-    starts: np.ndarray    # [T] bool: an episode begins at this step
-    actions: np.ndarray   # [T] or [T, A]: the agent's deterministic actions (engine path)
-    states: np.ndarray    # [T, state_size]: the engine's network state after each step
-
-
-def _flat_state(network_state: Any, leaky: bool) -> np.ndarray:
-    parts = [t for layer in network_state.layers for t in layer]
-    if leaky:
-        parts.append(network_state.readout)
-    return torch.cat(parts, dim=1)[0].numpy().copy()
-
-
 def _record(agent: Reflect, env_id: str, steps: int = STEPS, seed: int = 11) -> Recording:
     """``steps`` steps of episodes run by the agent's own deterministic policy (engine path)."""
-    env = gym.make(env_id)
-    policy = agent.policy()
-    leaky = agent.actor.readout.decay > 0.0
-    obs, _ = env.reset(seed=seed)
-    rows: dict[str, list[Any]] = {"obs": [], "starts": [], "actions": [], "states": []}
-    start = True
-    for _ in range(steps):
-        if start:
-            policy.reset()
-        action = np.array(policy.act(obs[None], deterministic=True), copy=True)[0]
-        rows["obs"].append(np.asarray(obs, dtype=np.float32))
-        rows["starts"].append(start)
-        rows["actions"].append(action)
-        rows["states"].append(_flat_state(policy.engine.network_state(), leaky))
-        obs, _, terminated, truncated, _ = env.step(action if agent.continuous else int(action))
-        start = bool(terminated or truncated)
-        if start:
-            obs, _ = env.reset()
-    env.close()
-    return Recording(agent, *(np.array(rows[k]) for k in ("obs", "starts", "actions", "states")))
+    return record(agent, env_id, steps, seed)
 
 
 def _engine_replay(agent: Reflect, rec: Recording) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +67,7 @@ def _engine_replay(agent: Reflect, rec: Recording) -> tuple[np.ndarray, np.ndarr
         if start:
             policy.reset()
         actions.append(np.array(policy.act(obs[None], deterministic=True), copy=True)[0])
-        states.append(_flat_state(policy.engine.network_state(), leaky))
+        states.append(flat_state(policy.engine.network_state(), leaky))
     return np.array(actions), np.array(states)
 
 
