@@ -59,7 +59,8 @@ class WriteGuard:
         """Run ``write()``; on an ``OSError`` warn (once per ``what`` and errno) and return False.
 
         ``what`` names the file for the user ("the checkpoint", "episodes.csv"); ``then`` says what
-        happens next, e.g. "Training goes on and saves again at the next checkpoint."
+        happens next, e.g. "Training goes on and saves again at the next checkpoint." A success
+        supersedes the write deferred under ``what``: a later retry would put older contents back.
         """
         try:
             write()
@@ -75,18 +76,16 @@ class WriteGuard:
                     f"To fix it, {os_error_fix(error)}."
                 )
             return False
+        self._pending.pop(what, None)
         if what in self._failing:
             self._failing.discard(what)
             self.warn(f"note: writes work again ({what}: '{path}')")
         return True
 
-    def defer(self, key: str, retry: Callable[[], bool]) -> None:
-        """Register ``retry`` (returns True once done) under ``key``, replacing an earlier one."""
-        self._pending[key] = retry
-
-    def drop(self, key: str) -> None:
-        """Forget the write waiting under ``key`` (a newer write of the same file has succeeded)."""
-        self._pending.pop(key, None)
+    def defer(self, what: str, retry: Callable[[], bool]) -> None:
+        """Register ``retry`` (returns True once done) under the file's ``what`` (as :meth:`attempt`
+        names it), replacing an earlier one; a successful :meth:`attempt` of ``what`` drops it."""
+        self._pending[what] = retry
 
     @property
     def pending(self) -> list[str]:

@@ -182,9 +182,7 @@ class _RunRecorder:
             then = "Training goes on; the best model is kept in memory and written at the next checkpoint."
             return self.guard.attempt(self.BEST, path, lambda: write_bytes_atomic(path, data), then)
 
-        if write():
-            self.guard.drop(self.BEST)  # an older best still waiting to be written would overwrite it
-        else:
+        if not write():
             self.guard.defer(self.BEST, write)
 
 
