@@ -52,8 +52,12 @@ ENTROPY_COEF_MIN = 1e-6  # an adapted coefficient never reaches 0 (it could not 
 ENTROPY_COEF_MAX = 1.0  # nor outweighs the log-prob score it is added to
 
 
+def entropy_coef_clip(coefficient):
+    """``coefficient`` in ``[ENTROPY_COEF_MIN, ENTROPY_COEF_MAX]``, the range an adapted one keeps."""
+    return min(max(coefficient, ENTROPY_COEF_MIN), ENTROPY_COEF_MAX)
+
+
 def entropy_coef_update(coefficient, rate, target, entropy):
-    """``clip(c * exp(rate * (target - entropy)), ENTROPY_COEF_MIN, ENTROPY_COEF_MAX)``: one step of the
-    entropy coefficient towards the value that keeps the policy's entropy (nats) at ``target``."""
-    value = coefficient * exp(rate * (target - entropy))
-    return min(max(value, ENTROPY_COEF_MIN), ENTROPY_COEF_MAX)
+    """``clip(c * exp(rate * (target - entropy)))``: one step of the entropy coefficient towards the value
+    that keeps the policy's entropy (nats) at ``target``."""
+    return entropy_coef_clip(coefficient * exp(rate * (target - entropy)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reflect.formulas.td import ENTROPY_COEF_MAX, ENTROPY_COEF_MIN
+from reflect.formulas.td import entropy_coef_clip
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class LearnerConfig:
         ``[1e-6, 1]`` when ``entropy_target`` is set."""
         if self.entropy_target is None:
             return self.entropy_coef
-        return min(max(self.entropy_coef, ENTROPY_COEF_MIN), ENTROPY_COEF_MAX)
+        return entropy_coef_clip(self.entropy_coef)
 
     @property
     def value_lam(self) -> float:
