@@ -12,6 +12,11 @@ layers, starting from rest; the spike rate of the last layer over the K steps is
 SB3 builds the distribution). SB3's losses train the spiking layers through the surrogate gradient,
 backpropagating through the K steps. ``share_features_extractor=False`` gives the actor and the critic
 separate spiking networks. ``SpikeRateCallback`` logs ``snn/spike_rate/<layer>`` through SB3's logger.
+
+What made PPO learn fast with it (CartPole-v1, README "A spiking policy for stable-baselines3's own
+algorithms"): observations through SB3's ``VecNormalize`` with ``weight_scale`` 2 (the default 8 is for
+unnormalised observations), and a larger learning rate than an MLP's (6e-3 against the zoo's 1e-3): the
+surrogate gradient through the thresholds is weak, so fewer or smaller steps learn slower, not steadier.
 """
 
 from __future__ import annotations

@@ -50,10 +50,12 @@ def run_ppo(
     name: str = "sb3-ppo",
     policy_kwargs: dict[str, Any] | None = None,
     normalize_observations: bool = False,
+    learning_rate: float = 1e-3,
 ) -> SeedResult:
     """PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs) and the shared evaluation;
     ``normalize_observations`` wraps the envs in SB3's ``VecNormalize`` (observations only; the
-    evaluation sees them through the same running statistics)."""
+    evaluation sees them through the same running statistics); ``learning_rate`` is the start of the
+    linear schedule (the zoo's 1e-3)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
@@ -74,7 +76,7 @@ def run_ppo(
         gamma=0.98,
         n_epochs=20,
         ent_coef=0.0,
-        learning_rate=linear(1e-3),
+        learning_rate=linear(learning_rate),
         clip_range=linear(0.2),
         seed=seed,
         device="cpu",
