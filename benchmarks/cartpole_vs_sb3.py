@@ -51,11 +51,12 @@ def run_ppo(
     policy_kwargs: dict[str, Any] | None = None,
     normalize_observations: bool = False,
     learning_rate: float = 1e-3,
+    clip_range: float = 0.2,
 ) -> SeedResult:
     """PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs) and the shared evaluation;
     ``normalize_observations`` wraps the envs in SB3's ``VecNormalize`` (observations only; the
-    evaluation sees them through the same running statistics); ``learning_rate`` is the start of the
-    linear schedule (the zoo's 1e-3)."""
+    evaluation sees them through the same running statistics); ``learning_rate`` and ``clip_range`` are
+    the starts of their linear schedules (the zoo's 1e-3 and 0.2)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
@@ -77,7 +78,7 @@ def run_ppo(
         n_epochs=20,
         ent_coef=0.0,
         learning_rate=linear(learning_rate),
-        clip_range=linear(0.2),
+        clip_range=linear(clip_range),
         seed=seed,
         device="cpu",
         policy_kwargs=policy_kwargs or {},

@@ -149,7 +149,8 @@ def test_a_sparse_start_zeroes_that_fraction_of_the_spiking_weights() -> None:
 @pytest.mark.slow
 def test_ppo_with_the_tuned_spiking_setup_solves_cartpole_within_30k_steps() -> None:
     """The README's setup (rl-baselines3-zoo's CartPole-v1 PPO, observations through ``VecNormalize``,
-    ``weight_scale`` 2, learning rate from 6e-3): seed 1 first reaches 475 at 15k steps in the benchmark."""
+    ``weight_scale`` 2, learning rate from 6e-3, clip range from 0.1): seed 1 first reaches 475 at 20k steps
+    in the benchmark's 100k-step schedule."""
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
@@ -157,7 +158,7 @@ def test_ppo_with_the_tuned_spiking_setup_solves_cartpole_within_30k_steps() -> 
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=8, seed=1), norm_obs=True, norm_reward=False)
     model = PPO(SpikingActorCriticPolicy, env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98,
                 n_epochs=20, ent_coef=0.0, learning_rate=lambda left: 6e-3 * left,
-                clip_range=lambda left: 0.2 * left, seed=1, device="cpu", policy_kwargs={"weight_scale": 2.0})
+                clip_range=lambda left: 0.1 * left, seed=1, device="cpu", policy_kwargs={"weight_scale": 2.0})
     eval_env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=10_000), norm_obs=True,
                             norm_reward=False, training=False)  # EvalCallback copies the statistics in
     evaluation = EvalCallback(eval_env, eval_freq=5_000 // 8, n_eval_episodes=20, verbose=0,
