@@ -1,16 +1,17 @@
 """PPO with reflect's SpikingActorCriticPolicy against PPO with SB3's MlpPolicy on CartPole-v1.
 
 Both use rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs, ``n_steps`` 32, ``batch_size`` 256,
-``n_epochs`` 20, ``gae_lambda`` 0.8, ``gamma`` 0.98, a linear learning-rate schedule and 0.2 clip range),
+``n_epochs`` 20, ``gae_lambda`` 0.8, ``gamma`` 0.98, linear learning-rate and clip-range schedules),
 the same seeds, run alternately on the same machine, and the evaluation protocol of
 ``cartpole_vs_sb3.py`` (20 deterministic episodes every 5,000 steps, solved at a mean of 475).
 
-The MLP keeps the zoo's setup exactly (unnormalised observations, learning rate 1e-3). The spiking
-policy gets the setup tuned for it on seeds 0-4 (README, "A spiking policy for stable-baselines3's own
-algorithms"): SB3's ``VecNormalize`` on the observations, so the thresholds see inputs of unit scale,
-``weight_scale`` 2, a learning rate starting at 6e-3 (the surrogate gradient through the thresholds
-is weak: fewer epochs or a smaller rate made it slower, not steadier) and a clip range starting at 0.1
-(with 0.2 its evaluations kept dipping for 30-75k steps after the first solve).
+The MLP keeps the zoo's setup exactly (unnormalised observations, learning rate 1e-3, clip range 0.2).
+The spiking policy gets the setup tuned for it on seeds 0-4 (README, "A spiking policy for
+stable-baselines3's own algorithms"): SB3's ``VecNormalize`` on the observations, so the thresholds
+see inputs of unit scale, ``weight_scale`` 2, a learning rate starting at 6e-3 (the surrogate gradient
+through the thresholds is weak: fewer epochs or a smaller rate made it slower, not steadier) and a
+clip range starting at 0.1 (with 0.2 its evaluations kept dipping for 30-75k steps after the first
+solve).
 
     python benchmarks/sb3_spiking_policy.py                          # seeds 0-4, 100k steps
     python benchmarks/sb3_spiking_policy.py --seeds 0 --total-steps 10000 --policy-kwargs '{"time_steps": 2}'
