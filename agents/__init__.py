@@ -15,8 +15,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``SpikingActorCriticPolicy`` and ``SpikeRateCallback`` load stable-baselines3 on first use."""
-    if name in ("SpikingActorCriticPolicy", "SpikeRateCallback", "SpikingPolicyConfig"):
+    """``SpikingActorCriticPolicy``, ``SpikeRateCallback`` and ``spiking_ppo_kwargs`` load stable-baselines3
+    on first use."""
+    if name in ("SpikingActorCriticPolicy", "SpikeRateCallback", "SpikingPolicyConfig", "spiking_ppo_kwargs"):
         try:
             from reflect.agents import sb3_policy
         except ImportError as error:

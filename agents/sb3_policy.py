@@ -17,7 +17,11 @@ What made PPO learn fast with it (CartPole-v1, README "A spiking policy for stab
 algorithms"): observations through SB3's ``VecNormalize`` with ``weight_scale`` 2 (the default 8 is for
 unnormalised observations), a larger learning rate than an MLP's (6e-3 against the zoo's 1e-3: the
 surrogate gradient through the thresholds is weak, so fewer or smaller steps learn slower, not steadier)
-and a smaller clip range (0.1 against 0.2), so that a solved policy holds.
+and a smaller clip range (0.1 against 0.2), so that a solved policy holds. ``spiking_ppo_kwargs()``
+returns those PPO arguments; the observations' ``VecNormalize`` is the caller's:
+
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=8), norm_obs=True, norm_reward=False)
+    model = PPO(env=env, n_steps=32, batch_size=256, **spiking_ppo_kwargs())
 """
 
 from __future__ import annotations
@@ -193,6 +197,46 @@ class SpikingActorCriticPolicy(ActorCriticPolicy):
             for i, rate in enumerate(extractor.last_rates):
                 rates[f"{name}.layers.{i}"] = rate
         return rates
+
+
+SPIKING_PPO_LEARNING_RATE = 6e-3
+"""Start of the linear learning-rate schedule tuned for the spiking policy (an MLP's zoo setup: 1e-3)."""
+SPIKING_PPO_CLIP_RANGE = 0.1
+"""Start of the linear clip-range schedule tuned for the spiking policy (an MLP's zoo setup: 0.2)."""
+SPIKING_PPO_WEIGHT_SCALE = 2.0
+"""``weight_scale`` for observations of unit scale (through ``VecNormalize``)."""
+
+
+@dataclass(frozen=True)
+class LinearDecay:
+    """SB3 schedule ``value(progress_remaining) = start * progress_remaining``: from ``start`` to 0.
+
+    A module-level class (not a lambda), so a saved model's schedule loads by reference."""
+
+    start: float
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.start
+
+
+def spiking_ppo_kwargs(
+    learning_rate: float = SPIKING_PPO_LEARNING_RATE,
+    clip_range: float = SPIKING_PPO_CLIP_RANGE,
+    **policy_kwargs: Any,
+) -> dict[str, Any]:
+    """SB3 ``PPO`` keyword arguments for :class:`SpikingActorCriticPolicy` on normalised observations.
+
+    ``policy``, linear ``learning_rate`` and ``clip_range`` schedules from the given starts, and
+    ``policy_kwargs`` with ``weight_scale`` 2 (overridable) plus any given keys. Wrap the env in
+    ``VecNormalize(env, norm_obs=True, norm_reward=False)`` yourself; the other PPO hyperparameters are
+    the task's (the README uses rl-baselines3-zoo's CartPole-v1 ones).
+    """
+    return {
+        "policy": SpikingActorCriticPolicy,
+        "learning_rate": LinearDecay(learning_rate),
+        "clip_range": LinearDecay(clip_range),
+        "policy_kwargs": {"weight_scale": SPIKING_PPO_WEIGHT_SCALE, **policy_kwargs},
+    }
 
 
 class SpikeRateCallback(BaseCallback):

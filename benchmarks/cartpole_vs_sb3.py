@@ -16,7 +16,6 @@ solved, and the final evaluation.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,8 +60,7 @@ def run_ppo(
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    def linear(start: float) -> Callable[[float], float]:
-        return lambda progress_remaining: progress_remaining * start
+    from reflect.agents.sb3_policy import LinearDecay
 
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
     normalizer: VecNormalize | None = None
@@ -77,8 +75,8 @@ def run_ppo(
         gamma=0.98,
         n_epochs=20,
         ent_coef=0.0,
-        learning_rate=linear(learning_rate),
-        clip_range=linear(clip_range),
+        learning_rate=LinearDecay(learning_rate),
+        clip_range=LinearDecay(clip_range),
         seed=seed,
         device="cpu",
         policy_kwargs=policy_kwargs or {},

@@ -28,11 +28,12 @@ import torch
 from cartpole_vs_sb3 import run_ppo
 from protocol import HEADER, SeedResult, print_medians, print_result
 
-from reflect.agents.sb3_policy import SpikingActorCriticPolicy
+from reflect.agents.sb3_policy import SpikingActorCriticPolicy, spiking_ppo_kwargs
 
-SPIKING_POLICY_KWARGS = {"weight_scale": 2.0}
-SPIKING_LEARNING_RATE = 6e-3
-SPIKING_CLIP_RANGE = 0.1
+SPIKING = spiking_ppo_kwargs()  # the tuned setup's start values, defined once in the policy's module
+SPIKING_POLICY_KWARGS = SPIKING["policy_kwargs"]
+SPIKING_LEARNING_RATE = SPIKING["learning_rate"].start
+SPIKING_CLIP_RANGE = SPIKING["clip_range"].start
 ZOO_LEARNING_RATE = 1e-3
 ZOO_CLIP_RANGE = 0.2
 

@@ -14,7 +14,7 @@ pytest.importorskip("stable_baselines3")
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.logger import configure
 
-from reflect.agents.sb3_policy import SpikeRateCallback, SpikingActorCriticPolicy
+from reflect.agents.sb3_policy import SpikeRateCallback, SpikingActorCriticPolicy, spiking_ppo_kwargs
 from reflect.config import ConfigError
 
 
@@ -156,9 +156,8 @@ def test_ppo_with_the_tuned_spiking_setup_solves_cartpole_within_30k_steps() -> 
     from stable_baselines3.common.vec_env import VecNormalize
 
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=8, seed=1), norm_obs=True, norm_reward=False)
-    model = PPO(SpikingActorCriticPolicy, env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98,
-                n_epochs=20, ent_coef=0.0, learning_rate=lambda left: 6e-3 * left,
-                clip_range=lambda left: 0.1 * left, seed=1, device="cpu", policy_kwargs={"weight_scale": 2.0})
+    model = PPO(env=env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+                seed=1, device="cpu", **spiking_ppo_kwargs())
     eval_env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=10_000), norm_obs=True,
                             norm_reward=False, training=False)  # EvalCallback copies the statistics in
     evaluation = EvalCallback(eval_env, eval_freq=5_000 // 8, n_eval_episodes=20, verbose=0,
@@ -166,3 +165,21 @@ def test_ppo_with_the_tuned_spiking_setup_solves_cartpole_within_30k_steps() -> 
     model.learn(100_000, callback=evaluation)
     assert evaluation.best_mean_reward >= 475.0
     assert model.num_timesteps <= 30_000
+
+
+def test_spiking_ppo_kwargs_give_the_tuned_schedules_and_survive_save_and_load(tmp_path: Path) -> None:
+    """``spiking_ppo_kwargs`` is the README's setup: linear schedules from 6e-3 and 0.1, ``weight_scale`` 2
+    unless overridden, extra policy keys passed through; a saved model loads with the same schedules."""
+    kwargs = spiking_ppo_kwargs(hidden=[8], time_steps=2)
+    assert kwargs["policy"] is SpikingActorCriticPolicy
+    assert kwargs["policy_kwargs"] == {"weight_scale": 2.0, "hidden": [8], "time_steps": 2}
+    assert spiking_ppo_kwargs(weight_scale=8.0)["policy_kwargs"] == {"weight_scale": 8.0}
+    model = PPO(env="CartPole-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu", **kwargs)
+    model.learn(64)
+    assert model.lr_schedule(0.5) == pytest.approx(3e-3)
+    assert model.clip_range(0.25) == pytest.approx(0.025)
+    assert model.policy.features_extractor.config.weight_scale == 2.0
+    model.save(tmp_path / "spiking_ppo")
+    loaded = PPO.load(tmp_path / "spiking_ppo", device="cpu")
+    assert loaded.clip_range(0.5) == pytest.approx(0.05)
+    assert tuple(loaded.policy.features_extractor.config.hidden) == (8,)
