@@ -86,12 +86,6 @@ class PolicyHead(Protocol):
     def spawn(self, seed: int | None) -> PolicyHead: ...
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise ``log softmax`` of ``[B, A]`` logits, in float64."""
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
 class CategoricalHead:
     """Softmax over ``num_actions`` logits (``gymnasium.spaces.Discrete``)::
 
@@ -177,9 +171,9 @@ class CategoricalHead:
         self.score_step(out, entropy_weight, signal, np.zeros(out.shape[0]))
 
     def entropy(self, out: np.ndarray) -> np.ndarray:
-        """``H(softmax(out))`` ``[B]``."""
-        log_p = log_softmax(out)
-        return -(np.exp(log_p) * log_p).sum(axis=1)
+        """``H(softmax(out))`` ``[B]``, from the one score formula (which returns it)."""
+        scratch = np.empty(out.shape[1])
+        return np.array([categorical.score(row, 0, 0.0, scratch) for row in np.asarray(out, np.float64)])
 
     def rng_state(self) -> dict:
         """The sampler's random state (plain types, checkpoint-safe)."""
