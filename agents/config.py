@@ -6,6 +6,7 @@ rl-baselines3-zoo; loading is strict (an unknown key is an error that names it).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,9 @@ class NetworkConfig:
         readout_decay: leak of the readout (0 = linear readout of the current spikes).
         readout_scale: readout weights start uniform in ``+-readout_scale / sqrt(hidden[-1])``.
         trace_algorithm: ``pp-prop`` (factorised traces) or ``d-rtrl`` (per-synapse traces).
+        current_norm: each hidden layer's input current normalised across its neurons at every step, to
+            mean 0 and standard deviation ``current_norm`` (statistics detached; no parameters); 0 = off
+            (:mod:`reflect.formulas.current_norm`).
     """
 
     hidden: tuple[int, ...] = (128,)
@@ -72,6 +76,7 @@ class NetworkConfig:
     encoder: Literal["direct", "poisson", "posneg", "population"] = "direct"
     weight_scale: float = 2.0
     weight_sparsity: float = 0.0
+    current_norm: float = 0.0
     readout_decay: float = 0.0
     readout_scale: float = 1.0
     trace_algorithm: Literal["pp-prop", "d-rtrl"] = "pp-prop"
@@ -107,6 +112,8 @@ class NetworkConfig:
             raise ValueError("weight_scale must be > 0 and readout_scale >= 0")
         if not 0.0 <= self.weight_sparsity < 1.0:
             raise ValueError(f"weight_sparsity must be in [0, 1), got {self.weight_sparsity}")
+        if not (self.current_norm >= 0.0 and math.isfinite(self.current_norm)):
+            raise ValueError(f"current_norm must be finite and >= 0 (0: off), got {self.current_norm}")
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
 
     def constants(self) -> dict[str, float | Spread]:
@@ -131,7 +138,7 @@ class NetworkConfig:
             encoder=self.encoder, readout_decay=self.readout_decay, readout_scale=self.readout_scale,
             neuron=self.neuron, recurrent=self.recurrent, per_neuron=self.per_neuron, learn=self.learned(),
             surrogate=Surrogate(self.surrogate, self.surrogate_slope), weight_scale=self.weight_scale,
-            weight_sparsity=self.weight_sparsity, **self.constants(),
+            weight_sparsity=self.weight_sparsity, current_norm=self.current_norm, **self.constants(),
         )
         self._warn_if_slow(network, in_features)
         return network

@@ -206,3 +206,53 @@ def test_backends_agree_on_stacked_recurrent_layers_with_a_stream_reset(neuron: 
         np.testing.assert_allclose(flat, reference[2], rtol=1e-10, atol=1e-12,
                                    err_msg=f"{backend}: gradients")
     assert np.abs(reference[2][0]).sum() > 0 and np.abs(reference[2][1]).sum() > 0
+
+
+@pytest.mark.parametrize("batch", (1, 3))
+@pytest.mark.parametrize("neuron", neuron_model_names())
+def test_a_normalised_input_current_conforms_to_bptt(neuron: str, batch: int) -> None:
+    """``current_norm``: each layer's current is centred and scaled across its neurons with detached
+    statistics, in the forward that BPTT differentiates and in every backend's traces alike. D-RTRL stays
+    exact; pp-prop's input trace sums past inputs without their steps' scale factors, so it is exact only
+    for a memoryless membrane (LIF with ``beta`` 0, the tuned configs' neurons)."""
+    memoryless = {"beta": 0.0} if neuron == "lif" else {}
+    net, xs, targets = build_problem(neuron, "fast_sigmoid", True, False, 0.0, False, False, batch,
+                                     current_norm=2.0, **memoryless)
+    reference = bptt_gradients(net, xs, targets)
+    plain, _, _ = build_problem(neuron, "fast_sigmoid", True, False, 0.0, False, False, batch, **memoryless)
+    plain_reference = bptt_gradients(plain, xs, targets)
+    assert max(relative_errors(plain_reference, reference).values()) > 1e-3, "the normalisation changed nothing"
+    backends = accepting_backends(net)
+    for algorithm in ("pp-prop", "d-rtrl"):
+        exact = exact_parameters(neuron, True, False, 0.0, False, algorithm, list(reference))
+        assert exact, "no parameter is checked exactly"
+        results = {backend: online_gradients(net, xs, targets, algorithm, backend=backend)
+                   for backend in backends}
+        for backend, online in results.items():
+            for name, error in relative_errors(online, reference).items():
+                if name in exact:
+                    assert error < EXACT, f"{algorithm} on {backend}: {name} differs from BPTT by {error:.2e}"
+            assert gradient_error(online, reference) < APPROXIMATION_BOUND
+        first = results[backends[0]]
+        for backend in backends[1:]:
+            assert max(relative_errors(results[backend], first).values()) < EXACT
+    # negative control: the traces of the same weights without the normalisation miss the reference
+    errors = relative_errors(online_gradients(plain, xs, targets, "d-rtrl", backend="numpy"), reference)
+    assert max(errors.values()) > 1e-3
+
+
+def test_backends_agree_on_stacked_layers_with_normalised_currents() -> None:
+    """Two recurrent normalised layers and a leaky readout: every backend computes the same gradients,
+    within the approximation bound of BPTT."""
+    torch.manual_seed(0)
+    net = SpikingNetwork(3, 2, hidden=(7, 6), recurrent=True, readout_decay=0.5, beta=0.4, weight_scale=3.0,
+                         current_norm=1.5).double()
+    xs = 2.0 * torch.randn(T, 2, 3, dtype=torch.float64)
+    targets = torch.randn(T, 2, 2, dtype=torch.float64)
+    reference = bptt_gradients(net, xs, targets)
+    results = {backend: online_gradients(net, xs, targets, "pp-prop", backend=backend)
+               for backend in accepting_backends(net)}
+    first = results.pop("torch")
+    assert gradient_error(first, reference) < APPROXIMATION_BOUND
+    for backend, online in results.items():
+        assert max(relative_errors(online, first).values()) < EXACT, backend

@@ -163,7 +163,8 @@ def test_exported_policy_matches_agent_over_1000_steps(case: str, fmt: str, reco
     {"network": {"hidden": [24, 24], "neuron": "alif", "beta": 0.8, "per_neuron": True}},
     {"network": {"hidden": [24], "neuron": "cuba", "beta": 0.3, "recurrent": True,
                  "neuron_params": {"alpha": 0.7}}},
-], ids=["lif-learned-constants", "alif-per-neuron", "cuba-recurrent"])
+    {"network": {"hidden": [24, 16], "beta": 0.5, "current_norm": 2.0}},
+], ids=["lif-learned-constants", "alif-per-neuron", "cuba-recurrent", "lif-current-norm"])
 def test_eager_module_matches_agent_for_more_configurations(config: dict) -> None:
     """Configurations beyond the exported cases (every registered neuron model), through the module."""
     agent = Reflect("Pendulum-v1", config, seed=1).learn(300)

@@ -557,6 +557,7 @@ EXPORT_REFUSALS = {
     "population": ({"network": {"hidden": [8], "encoder": "population"}}, "network.encoder 'population'"),
     "observation-filter": ({"network": {"hidden": [8]}, "observation_filter": {"kind": "exponential"}},
                            "observation_filter 'exponential'"),
+    "current-norm": ({"network": {"hidden": [8], "current_norm": 2.0}}, "network.current_norm"),
 }
 
 

@@ -94,6 +94,12 @@ def _check_exportable(agent: Any) -> None:
                 f"network.neuron {layer.model.name!r} cannot be exported to NIR ({what}): train with "
                 "neuron lif or cuba to export to NIR, or export --format onnx / torchscript"
             )
+        if layer.current_norm > 0.0:
+            raise ExportError(
+                "network.current_norm cannot be exported to NIR (NIR has no normalisation across a "
+                "layer's neurons): train with network.current_norm=0 to export to NIR, or export --format "
+                "onnx / torchscript"
+            )
     check_agent_exportable(agent, "a NIR graph")
     if not isinstance(agent.head, CategoricalHead | GaussianHead):
         raise ExportError(f"action head {type(agent.head).__name__} cannot be exported")

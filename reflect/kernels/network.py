@@ -14,6 +14,8 @@ The backward pass (outer products, learning signals) runs in the network's dtype
 layer ``l``, stream ``b`` and neuron ``j`` (``h`` the model's ``S`` states)::
 
     y = z @ W;   r = reset(h, s, p);   h' = step(h, s, r, y, p);   u = excess(h', p);   s' = H(u)
+    (with a current normalisation gain g > 0, y is first centred and scaled across the layer's neurons,
+    reflect.formulas.current_norm, and D_f below carries its factor)
     traces:  D = state_jacobian(...),  D_f = input_jacobian(...),  psi' = sigma'(u)
              pp-prop:  eps_x <- alpha_x eps_x + z                 (alpha_x: the model's decay, or fixed)
                        eps_f <- alpha_f D eps_f + (1 - alpha_f) D_f      (alpha_f > 0 only)
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reflect.formulas.current_norm import current_norm_apply, current_norm_scale
 from reflect.formulas.leaky import leaky_integrate
 from reflect.kernels.specialize import placeholder
 
@@ -61,7 +64,7 @@ ZS, WS, HS, PSIS, DFS, JACS, EPS_XS, EPS_FS, EPSS, ETRACES, CONSTS, LEARN = rang
  CAST) = range(12, 23)
 # columns of INFO (int64 [L, 4]) and SCALARS (float64 [L, 4])
 RECURRENT, IN_FEATURES, DETACH, DECAY_INDEX = range(4)
-ALPHA_X, ALPHA_F, SLOPE = range(3)
+ALPHA_X, ALPHA_F, SLOPE, CURRENT_NORM = range(4)
 
 STATES = 1
 PARAMS = 1
@@ -149,6 +152,7 @@ def layer_forward(net, layer, traces, active):
     recurrent, n_in = info[layer, RECURRENT] == 1, info[layer, IN_FEATURES]
     detach = info[layer, DETACH] == 1
     alpha_x, alpha_f, slope = scalars[layer, ALPHA_X], scalars[layer, ALPHA_F], scalars[layer, SLOPE]
+    gain = scalars[layer, CURRENT_NORM]
     algorithm = net[ALGORITHM]
     batch, hidden = psi.shape
     rows = z.shape[1]
@@ -166,6 +170,19 @@ def layer_forward(net, layer, traces, active):
             for j in range(hidden):
                 z[b, n_in + j] = spikes[b, j]
         currents(z[b], w, y[b])
+        input_scale = 1.0  # dy'/dy of the current normalisation (reflect.formulas.current_norm)
+        if gain > 0.0:
+            mean = 0.0
+            for j in range(hidden):
+                mean += y[b, j]
+            mean /= hidden
+            variance = 0.0
+            for j in range(hidden):
+                centred = y[b, j] - mean
+                variance += centred * centred
+            input_scale = current_norm_scale(variance / hidden, gain)
+            for j in range(hidden):
+                y[b, j] = current_norm_apply(y[b, j], mean, input_scale)
         for j in range(hidden):
             hp = load_state(h, b, j)
             p = load_constants(consts, j)
@@ -178,7 +195,7 @@ def layer_forward(net, layer, traces, active):
                 psi_prev = np.float64(psi[b, j])
                 d_f = model_input_jacobian(hp, s_prev, reset, yj, p)
                 for k in range(STATES):
-                    df[k, b, j] = d_f[k]
+                    df[k, b, j] = d_f[k] * input_scale
                 if not needs_jacobian:  # pp-prop without an output trace or learned constants: D unused
                     psi[b, j] = surrogate_derivative(u, slope)
                     for k in range(STATES):
@@ -204,7 +221,7 @@ def layer_forward(net, layer, traces, active):
                         total = 0.0
                         for k in range(STATES):
                             total += d[s * STATES + k] * old[k]
-                        eps_f[s, b, j] = alpha_f * total + (1.0 - alpha_f) * d_f[s]
+                        eps_f[s, b, j] = alpha_f * total + (1.0 - alpha_f) * d_f[s] * input_scale
                 psi[b, j] = surrogate_derivative(u, slope)
             for k in range(STATES):
                 h[k, b, j] = hn[k]

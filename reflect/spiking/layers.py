@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from reflect.formulas.current_norm import current_norm_apply, current_norm_scale
 from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.models import NeuronModel, neuron_model, neuron_model_names
 from reflect.spiking.neurons import neuron_step, state_type
@@ -174,6 +175,9 @@ class SpikingLayer(PackedLinear):
             ``alpha``, ``beta``, ``theta``): a number (per layer), one per neuron, or a :class:`Spread`
             (one per neuron, evenly spaced over a range); the model's defaults otherwise. Each is
             checked against its valid range.
+        current_norm: the gain ``g`` of the input current's normalisation across the layer's neurons
+            (:mod:`reflect.formulas.current_norm`: mean 0 and standard deviation ``g`` per stream and
+            step, statistics detached); 0 leaves the current as it is.
     """
 
     def __init__(
@@ -191,10 +195,14 @@ class SpikingLayer(PackedLinear):
         surrogate: Surrogate = DEFAULT_SURROGATE,
         weight_scale: float = 4.0,
         weight_sparsity: float = 0.0,
+        current_norm: float = 0.0,
         **constants: float | Sequence[float] | Tensor | Spread,
     ) -> None:
         super().__init__()
         self.model: NeuronModel = neuron_model(neuron)
+        if not (current_norm >= 0.0 and math.isfinite(current_norm)):
+            raise ValueError(f"current_norm must be finite and >= 0 (0 turns it off), got {current_norm}")
+        self.current_norm = float(current_norm)
         if in_features < 1 or out_features < 1:
             raise ValueError(f"layer sizes must be positive, got {in_features} -> {out_features}")
         learnable = {*learn, *(["beta"] if learn_beta else []), *(["theta"] if learn_theta else [])}
@@ -243,12 +251,23 @@ class SpikingLayer(PackedLinear):
 
     def forward(self, x: Tensor, state: LayerState) -> tuple[Tensor, LayerState]:
         """``x``: ``[batch, in_features]`` -> spikes ``[batch, out_features]`` and the new state."""
-        y = self.current(x, state.s)
+        y = self.normalized(self.current(x, state.s))
         return neuron_step(self.model, y, state, self.constants(), self.surrogate, self.detach_reset)
 
+    def normalized(self, y: Tensor) -> Tensor:
+        """The input current ``y`` ``[batch, out_features]`` normalised across the neurons of each row
+        (``current_norm`` > 0; the statistics detached), else ``y`` itself."""
+        if self.current_norm == 0.0:
+            return y
+        with torch.no_grad():
+            mean = y.mean(dim=1, keepdim=True)
+            scale = current_norm_scale(y.var(dim=1, unbiased=False, keepdim=True), self.current_norm)
+        return current_norm_apply(y, mean, scale)
+
     def extra_repr(self) -> str:
+        norm = f", current_norm={self.current_norm:g}" if self.current_norm else ""
         return (
-            f"{self.in_features}, {self.out_features}, neuron={self.neuron}, recurrent={self.recurrent}"
+            f"{self.in_features}, {self.out_features}, neuron={self.neuron}, recurrent={self.recurrent}{norm}"
         )
 
 

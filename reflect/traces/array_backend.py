@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from reflect.formulas.current_norm import current_norm_apply, current_norm_scale
 from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.surrogate import surrogate_function
 
@@ -110,6 +111,11 @@ class ArrayNetwork:
                 n_in = layer["in_features"]
                 z[:, n_in:n_in + spikes.shape[1]] = spikes
             y = widen(z @ layer["w"])
+            gain = layer["current_norm"]
+            if gain > 0.0:  # the input current normalised across the neurons; dy'/dy = scale per stream
+                mean = y.mean(1, keepdims=True)
+                scale = current_norm_scale(((y - mean) ** 2).mean(1, keepdims=True), gain)
+                y = current_norm_apply(y, mean, scale)
             h = layer["h"]
             hp = tuple(widen(h[k]) for k in range(h.shape[0]))
             p = tuple(widen(c) for c in layer["consts"])
@@ -118,7 +124,8 @@ class ArrayNetwork:
             hn = model.step(hp, s_prev, reset, y, p)
             u = model.excess(hn, p)
             if traces:
-                self._advance_traces(layer, hp, s_prev, reset, y, p, widen(layer["psi"]))
+                self._advance_traces(layer, hp, s_prev, reset, y, p, widen(layer["psi"]),
+                                     scale if gain > 0.0 else None)
                 layer["psi"][...] = self.derivative(u, self.slope)
             for k in range(h.shape[0]):
                 h[k] = hn[k]
@@ -135,11 +142,14 @@ class ArrayNetwork:
             readout["o"][...] = y
 
     def _advance_traces(self, layer: dict[str, Any], hp: tuple[Any, ...], s_prev: Any, reset: Any, y: Any,
-                        p: tuple[Any, ...], psi_prev: Any) -> None:
+                        p: tuple[Any, ...], psi_prev: Any, input_scale: Any = None) -> None:
+        """``input_scale`` ``[B, 1]``: the current normalisation's ``dy'/dy`` (None: no normalisation)."""
         model, widen, detach = self.model, self.widen, layer["detach"]
         states = len(hp)
         d = model.state_jacobian(hp, s_prev, reset, y, psi_prev, p, detach)
         d_f = model.input_jacobian(hp, s_prev, reset, y, p)
+        if input_scale is not None:
+            d_f = tuple(part * input_scale for part in d_f)
         for k in range(states):
             layer["df"][k] = d_f[k]
 

@@ -61,7 +61,7 @@ class CompiledNetwork:
             info[i] = (int(layer["recurrent"]), layer["in_features"], int(layer["detach"]),
                        layer["decay_index"])
             scalars[i] = (np.nan if layer["alpha_x"] is None else layer["alpha_x"], engine.alpha_f,
-                          engine.surrogate.slope, 0.0)
+                          engine.surrogate.slope, layer["current_norm"])
 
         def each(key: str) -> tuple[Any, ...]:
             return tuple(_np(layer[key]) for layer in layers)

@@ -148,6 +148,7 @@ class TraceEngine:
                 "weighted": new(batch, hidden), "up": new(batch, hidden),
                 "recurrent": layer.recurrent, "in_features": layer.in_features,
                 "detach": layer.detach_reset, "alpha_x": self.alpha_x, "decay_index": decay_index,
+                "current_norm": layer.current_norm,
             })
         readout = network.readout
         self.readout_buffers: dict[str, Any] = {
