@@ -60,7 +60,7 @@ TAU_RTOL = 1e-6
 # config keys the graph decides (network shape, neuron constants, whether observations are normalised)
 GRAPH_KEYS = {
     "network": ("hidden", "neuron", "recurrent", "beta", "theta", "neuron_params", "spread", "per_neuron",
-                "encoder", "readout_decay"),
+                "encoder", "readout_decay", "current_norm"),
     "normalize": ("observations",),
 }
 
@@ -619,6 +619,7 @@ def network_config(spec: NetworkSpec) -> dict[str, Any]:
         "beta": first["beta"], "theta": first["theta"],
         "neuron_params": {k: v for k, v in first.items() if k not in ("beta", "theta")},
         "spread": {}, "per_neuron": per_neuron, "encoder": "direct", "readout_decay": spec.readout.decay,
+        "current_norm": 0.0,  # NIR has no normalisation across a layer's neurons
     }
     normalize: dict[str, Any] = {"observations": spec.normalizer is not None}
     if spec.normalizer is not None:
@@ -660,6 +661,7 @@ def _describes(saved: Any, spec: NetworkSpec) -> bool:
     uniform = all(_uniform(values) for layer in spec.layers for values in layer.constants.values())
     return (list(config.hidden) == [layer.size for layer in spec.layers] and config.neuron == spec.neuron
             and config.encoder == "direct" and config.readout_decay == spec.readout.decay
+            and config.current_norm == 0.0
             and (config.recurrent or not spec.recurrent) and (per_neuron or uniform))
 
 

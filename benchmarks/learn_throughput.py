@@ -6,6 +6,7 @@ Measures, in one run, repeat by repeat and interleaved so that every row sees th
   config (``default``: 128 LIF neurons, feed-forward, pp-prop traces), and with these networks of 128
   neurons laid over it (``--configs`` selects them):
 
+  - ``no-current-norm``: ``{"network": {"current_norm": 0.0}}`` (the input currents as they are),
   - ``alif``:      ``{"network": {"neuron": "alif", "beta": 0.8}}`` (adaptive threshold),
   - ``cuba``:      ``{"network": {"neuron": "cuba", "neuron_params": {"alpha": 0.9}}}`` (synaptic current),
   - ``recurrent``: ``{"network": {"recurrent": True, "beta": 0.8}}`` (recurrent LIF),
@@ -106,6 +107,8 @@ def reference_steps_per_second(steps: int) -> float:
 # rows of the learning table: config keys laid over the tuned CartPole-v1 config (128 hidden neurons)
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
+    # the default with each layer's input current as it is (no normalisation across the neurons)
+    "no-current-norm": {"network": {"current_norm": 0.0}},
     "alif": {"network": {"neuron": "alif", "beta": 0.8}},
     "cuba": {"network": {"neuron": "cuba", "neuron_params": {"alpha": 0.9}}},
     "recurrent": {"network": {"recurrent": True, "beta": 0.8}},

@@ -480,3 +480,32 @@ def test_a_spread_constant_is_evenly_spaced_per_neuron_and_checked() -> None:
     assert layer.theta.dim() == 0  # the others stay one per layer
     with pytest.raises(ValueError, match=r"lif constant beta \(membrane decay\) must be in"):
         SpikingLayer(3, 5, beta=Spread(0.5, 1.5))
+
+
+def test_current_norm_centres_and_scales_each_row_with_detached_statistics() -> None:
+    """``normalized``: mean 0 and standard deviation ``g`` per row; its gradient is ``g / std`` per row
+    (the statistics are constants), not the full normalisation's Jacobian."""
+    layer = SpikingLayer(4, 6, current_norm=3.0)
+    y = torch.randn(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 5 + 2
+    y.requires_grad_(True)
+    out = layer.normalized(y)
+    torch.testing.assert_close(out.mean(dim=1), torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(out.std(dim=1, unbiased=False), torch.full((2,), 3.0, dtype=torch.float64),
+                               atol=1e-6, rtol=0)
+    weights = torch.randn(2, 6, dtype=torch.float64)
+    (out * weights).sum().backward()
+    scale = 3.0 / torch.sqrt(y.detach().var(dim=1, unbiased=False, keepdim=True) + 1e-6)
+    torch.testing.assert_close(y.grad, weights * scale, atol=1e-12, rtol=0)
+    full = torch.autograd.functional.jacobian(lambda v: 3.0 * (v - v.mean()) / v.std(unbiased=False), y[0])
+    assert not torch.allclose(full, torch.diag(scale[0].expand(6)), atol=1e-3)  # what it is not
+    assert SpikingLayer(4, 6).normalized(y) is y  # 0: off
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_current_norm_must_be_finite_and_not_negative(bad: float) -> None:
+    with pytest.raises(ValueError, match="current_norm must be finite and >= 0"):
+        SpikingLayer(4, 8, current_norm=bad)
+    from reflect.agents.config import NetworkConfig
+
+    with pytest.raises(ValueError, match="current_norm must be finite and >= 0"):
+        NetworkConfig(current_norm=bad)

@@ -106,8 +106,9 @@ _TRAINED: dict[tuple[str, str], Reflect] = {}
 
 # the parity cases were chosen on dense starts under the plain learner (no calm step, no entropy target,
 # lambda 0.8): CartPole-v1's tuned sparse start leaves some of these small networks silent, and its
-# policy reaches observations beyond the clip
-DENSE_START = {"network": {"weight_sparsity": 0.0}, "learner": {
+# policy reaches observations beyond the clip; NIR cannot express a normalised input current
+PLAIN_CURRENTS = {"network": {"current_norm": 0.0}}
+DENSE_START = {"network": {"weight_sparsity": 0.0, "current_norm": 0.0}, "learner": {
     "calm_target": 0.0, "entropy_target": None, "entropy_coef": 0.01, "lam": 0.8, "actor_kappa": 2.0}}
 
 
@@ -564,7 +565,7 @@ EXPORT_REFUSALS = {
 @pytest.mark.parametrize("case", list(EXPORT_REFUSALS))
 def test_export_refuses_what_nir_cannot_express(case: str) -> None:
     config, named = EXPORT_REFUSALS[case]
-    agent = Reflect("CartPole-v1", config, seed=0)
+    agent = Reflect("CartPole-v1", deep_merge(PLAIN_CURRENTS, config), seed=0)
     with pytest.raises(ExportError) as caught:
         nir_graph(agent)
     message = _one_line(caught.value)
@@ -573,7 +574,7 @@ def test_export_refuses_what_nir_cannot_express(case: str) -> None:
 
 def test_export_refuses_a_bad_dt_an_existing_file_and_a_missing_nir(tmp_path: Path,
                                                                     monkeypatch: Any) -> None:
-    agent = Reflect("CartPole-v1", {"network": {"hidden": [8]}}, seed=0)
+    agent = Reflect("CartPole-v1", {"network": {"hidden": [8], "current_norm": 0.0}}, seed=0)
     config = agent.config
     agent.config = dataclasses.replace(config, env_kwargs={"opponent": object()})
     with pytest.raises(ExportError) as caught:
@@ -598,7 +599,7 @@ def test_export_refuses_a_bad_dt_an_existing_file_and_a_missing_nir(tmp_path: Pa
 
 
 def test_cli_refusals_are_one_line(tmp_path: Path, capsys: Any) -> None:
-    agent = Reflect("CartPole-v1", {"network": {"hidden": [8]}}, seed=0)
+    agent = Reflect("CartPole-v1", {"network": {"hidden": [8], "current_norm": 0.0}}, seed=0)
     checkpoint = agent.save(tmp_path / "m.pt")
     assert main(["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--dt", "0.01"]) == 2
     assert main(["export", "--checkpoint", str(checkpoint), "--format", "nir", "--batch-size", "1"]) == 2
