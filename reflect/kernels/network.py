@@ -48,12 +48,12 @@ from reflect.kernels.specialize import placeholder
 TEMPLATE = (
     "load_state", "load_state4", "load_constants", "constant", "layer_forward", "network_forward",
     "readout_forward", "currents", "accumulate_outer", "times_transposed", "network_backward",
-    "network_reset", "forward_entry",
+    "network_reset", "forward_entry", "normalize_currents",
 )
 
 INLINE = ("load_state", "load_state4", "load_constants", "constant", "layer_forward", "readout_forward",
           "currents", "accumulate_outer")
-REASSOCIATE = ("times_transposed",)  # a sum over a weight row per neuron: vectorised
+REASSOCIATE = ("times_transposed", "normalize_currents")  # sums over a row: vectorised
 MAX_STATES = 4
 MAX_PARAMS = 6
 PP_PROP, D_RTRL = 0, 1
@@ -141,6 +141,25 @@ def currents(z, w, y):
                 y[j] += zr * np.float64(w[r, j])
 
 
+def normalize_currents(row, gain):
+    """Centre and scale one stream's currents ``row`` ``[H]`` (float64) in place across the neurons
+    (:mod:`reflect.formulas.current_norm`); returns ``dy'/dy``. Compiled with reassociation: the two
+    sums vectorise."""
+    hidden = row.shape[0]
+    mean = 0.0
+    for j in range(hidden):
+        mean += row[j]
+    mean /= hidden
+    variance = 0.0
+    for j in range(hidden):
+        centred = row[j] - mean
+        variance += centred * centred
+    scale = current_norm_scale(variance / hidden, gain)
+    for j in range(hidden):
+        row[j] = current_norm_apply(row[j], mean, scale)
+    return scale
+
+
 def layer_forward(net, layer, traces, active):
     """One step of hidden layer ``layer`` for the streams where ``active``."""
     z, w, h, psi = net[ZS][layer], net[WS][layer], net[HS][layer], net[PSIS][layer]
@@ -170,19 +189,7 @@ def layer_forward(net, layer, traces, active):
             for j in range(hidden):
                 z[b, n_in + j] = spikes[b, j]
         currents(z[b], w, y[b])
-        input_scale = 1.0  # dy'/dy of the current normalisation (reflect.formulas.current_norm)
-        if gain > 0.0:
-            mean = 0.0
-            for j in range(hidden):
-                mean += y[b, j]
-            mean /= hidden
-            variance = 0.0
-            for j in range(hidden):
-                centred = y[b, j] - mean
-                variance += centred * centred
-            input_scale = current_norm_scale(variance / hidden, gain)
-            for j in range(hidden):
-                y[b, j] = current_norm_apply(y[b, j], mean, input_scale)
+        input_scale = normalize_currents(y[b], gain) if gain > 0.0 else 1.0
         for j in range(hidden):
             hp = load_state(h, b, j)
             p = load_constants(consts, j)
