@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -61,6 +62,9 @@ class SpikingPolicyConfig:
         encoder: how observations enter the first layer.
         weight_scale: hidden weights start uniform in ``+-weight_scale / sqrt(fan_in)``.
         weight_sparsity: the fraction of hidden weights that start at zero (a sparse start).
+        current_norm: each layer's input current normalised across its neurons to this standard
+            deviation at every simulation step (statistics detached; 0 = off), as reflect's
+            ``network.current_norm``.
         recurrent: recurrent weights in every layer.
         squash: ``Box`` actions only: ``none`` (SB3's Gaussian; the algorithm clips actions into the
             bounds) or ``tanh`` (a tanh-squashed Gaussian with the exact log-prob, rescaled per dimension
@@ -79,6 +83,7 @@ class SpikingPolicyConfig:
     # SB3 envs are often unnormalised (CartPole obs std 0.07-0.8): at 2, no neuron of layer 2 spiked
     weight_scale: float = 8.0
     weight_sparsity: float = 0.0
+    current_norm: float = 0.0
     recurrent: bool = False
     squash: Literal["none", "tanh"] = "none"
     neuron_params: dict[str, float] = field(default_factory=dict)
@@ -100,6 +105,8 @@ class SpikingPolicyConfig:
             raise ValueError(f"unknown encoder {self.encoder!r}: choose one of {', '.join(ENCODERS)}")
         if not 0.0 <= self.weight_sparsity < 1.0:
             raise ValueError(f"weight_sparsity must be in [0, 1), got {self.weight_sparsity}")
+        if not (self.current_norm >= 0.0 and math.isfinite(self.current_norm)):
+            raise ValueError(f"current_norm must be finite and >= 0 (0: off), got {self.current_norm}")
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
 
 
@@ -117,7 +124,8 @@ class SpikingFeaturesExtractor(BaseFeaturesExtractor):
         self.layers = nn.ModuleList(
             SpikingLayer(sizes[i], sizes[i + 1], neuron=config.neuron, recurrent=config.recurrent,
                          surrogate=surrogate, weight_scale=config.weight_scale,
-                         weight_sparsity=config.weight_sparsity, **constants)
+                         weight_sparsity=config.weight_sparsity, current_norm=config.current_norm,
+                         **constants)
             for i in range(len(config.hidden))
         )
         self.last_rates: list[float] = [0.0] * len(config.hidden)

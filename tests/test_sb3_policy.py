@@ -130,6 +130,7 @@ def test_save_and_load_give_identical_deterministic_actions(tmp_path: Path) -> N
     ({"features_extractor_class": object}, "builds its own features extractor"),
     ({"squash": "tanh"}, "needs a Box action space"),
     ({"weight_sparsity": 1.0}, r"weight_sparsity must be in \[0, 1\)"),
+    ({"current_norm": -1.0}, r"current_norm must be finite and >= 0"),
 ])
 def test_bad_policy_kwargs_are_clear_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -183,3 +184,16 @@ def test_spiking_ppo_kwargs_give_the_tuned_schedules_and_survive_save_and_load(t
     loaded = PPO.load(tmp_path / "spiking_ppo", device="cpu")
     assert loaded.clip_range(0.5) == pytest.approx(0.05)
     assert tuple(loaded.policy.features_extractor.config.hidden) == (8,)
+
+
+def test_current_norm_reaches_every_spiking_layer() -> None:
+    """``policy_kwargs={"current_norm": g}`` normalises every layer's current (off by default)."""
+    model = PPO(SpikingActorCriticPolicy, "CartPole-v1", device="cpu", seed=0,
+                policy_kwargs={"current_norm": 3.0, "hidden": [16, 8]})
+    layers = model.policy.features_extractor.layers
+    assert [layer.current_norm for layer in layers] == [3.0, 3.0]
+    y = torch.randn(5, 16)
+    out = layers[0].normalized(y)
+    torch.testing.assert_close(out.std(dim=1, unbiased=False), torch.full((5,), 3.0), atol=1e-4, rtol=0)
+    plain = PPO(SpikingActorCriticPolicy, "CartPole-v1", device="cpu", seed=0)
+    assert all(layer.current_norm == 0.0 for layer in plain.policy.features_extractor.layers)
