@@ -6,7 +6,6 @@ rl-baselines3-zoo; loading is strict (an unknown key is an error that names it).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,7 +18,7 @@ from reflect.envs.observation_filters import ObservationFilterSpec
 from reflect.learning.config import LearnerConfig
 from reflect.learning.heads import GaussianHead
 from reflect.spiking.encoders import ENCODERS
-from reflect.spiking.layers import Spread
+from reflect.spiking.layers import Spread, check_current_norm
 from reflect.spiking.models import neuron_model
 from reflect.spiking.network import SpikingNetwork
 from reflect.spiking.surrogate import Surrogate, check_surrogate
@@ -112,8 +111,7 @@ class NetworkConfig:
             raise ValueError("weight_scale must be > 0 and readout_scale >= 0")
         if not 0.0 <= self.weight_sparsity < 1.0:
             raise ValueError(f"weight_sparsity must be in [0, 1), got {self.weight_sparsity}")
-        if not (self.current_norm >= 0.0 and math.isfinite(self.current_norm)):
-            raise ValueError(f"current_norm must be finite and >= 0 (0: off), got {self.current_norm}")
+        check_current_norm(self.current_norm)
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
 
     def constants(self) -> dict[str, float | Spread]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -43,7 +42,7 @@ from torch import Tensor, nn
 
 from reflect.config import ConfigError, from_mapping
 from reflect.spiking.encoders import ENCODERS, make_encoder
-from reflect.spiking.layers import SpikingLayer
+from reflect.spiking.layers import SpikingLayer, check_current_norm
 from reflect.spiking.models import neuron_model
 from reflect.spiking.surrogate import Surrogate, check_surrogate
 
@@ -105,8 +104,7 @@ class SpikingPolicyConfig:
             raise ValueError(f"unknown encoder {self.encoder!r}: choose one of {', '.join(ENCODERS)}")
         if not 0.0 <= self.weight_sparsity < 1.0:
             raise ValueError(f"weight_sparsity must be in [0, 1), got {self.weight_sparsity}")
-        if not (self.current_norm >= 0.0 and math.isfinite(self.current_norm)):
-            raise ValueError(f"current_norm must be finite and >= 0 (0: off), got {self.current_norm}")
+        check_current_norm(self.current_norm)
         check_surrogate(Surrogate(self.surrogate, self.surrogate_slope))
 
 

@@ -28,12 +28,15 @@ import torch
 from cartpole_vs_sb3 import run_ppo
 from protocol import HEADER, SeedResult, print_medians, print_result
 
-from reflect.agents.sb3_policy import SpikingActorCriticPolicy, spiking_ppo_kwargs
+from reflect.agents.sb3_policy import (
+    SPIKING_PPO_CLIP_RANGE,
+    SPIKING_PPO_LEARNING_RATE,
+    SPIKING_PPO_WEIGHT_SCALE,
+    SpikingActorCriticPolicy,
+)
 
-SPIKING = spiking_ppo_kwargs()  # the tuned setup's start values, defined once in the policy's module
-SPIKING_POLICY_KWARGS = SPIKING["policy_kwargs"]
-SPIKING_LEARNING_RATE = SPIKING["learning_rate"].start
-SPIKING_CLIP_RANGE = SPIKING["clip_range"].start
+# the tuned setup's start values, defined once in the policy's module (what spiking_ppo_kwargs() uses)
+SPIKING_POLICY_KWARGS = {"weight_scale": SPIKING_PPO_WEIGHT_SCALE}
 ZOO_LEARNING_RATE = 1e-3
 ZOO_CLIP_RANGE = 0.2
 
@@ -48,9 +51,9 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--policy-kwargs", type=json.loads, default=SPIKING_POLICY_KWARGS,
                         help=f"JSON for the spiking policy (default {json.dumps(SPIKING_POLICY_KWARGS)})")
-    parser.add_argument("--learning-rate", type=float, default=SPIKING_LEARNING_RATE,
+    parser.add_argument("--learning-rate", type=float, default=SPIKING_PPO_LEARNING_RATE,
                         help="start of the spiking policy's linear learning-rate schedule")
-    parser.add_argument("--clip-range", type=float, default=SPIKING_CLIP_RANGE,
+    parser.add_argument("--clip-range", type=float, default=SPIKING_PPO_CLIP_RANGE,
                         help="start of the spiking policy's linear clip-range schedule")
     parser.add_argument("--raw-observations", action="store_true",
                         help="no VecNormalize for the spiking policy (then raise weight_scale, e.g. 8)")

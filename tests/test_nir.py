@@ -108,8 +108,8 @@ _TRAINED: dict[tuple[str, str], Reflect] = {}
 # lambda 0.8): CartPole-v1's tuned sparse start leaves some of these small networks silent, and its
 # policy reaches observations beyond the clip; NIR cannot express a normalised input current
 PLAIN_CURRENTS = {"network": {"current_norm": 0.0}}
-DENSE_START = {"network": {"weight_sparsity": 0.0, "current_norm": 0.0}, "learner": {
-    "calm_target": 0.0, "entropy_target": None, "entropy_coef": 0.01, "lam": 0.8, "actor_kappa": 2.0}}
+DENSE_START = deep_merge(PLAIN_CURRENTS, {"network": {"weight_sparsity": 0.0}, "learner": {
+    "calm_target": 0.0, "entropy_target": None, "entropy_coef": 0.01, "lam": 0.8, "actor_kappa": 2.0}})
 
 
 def _trained(env_id: str, config: dict[str, Any], steps: int, key: str) -> Reflect:

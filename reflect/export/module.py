@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from reflect import __version__
-from reflect.formulas.current_norm import current_norm_apply, current_norm_scale
+from reflect.formulas.current_norm import current_norm_apply, current_norm_statistics
 from reflect.formulas.gaussian import SQUASH_CODES, squash
 from reflect.formulas.leaky import leaky_integrate
 from reflect.formulas.normalize import normalize
@@ -121,9 +121,7 @@ class _Layer(nn.Module):
         parts = [x.to(torch.float64), s_prev, ones] if self.recurrent else [x.to(torch.float64), ones]
         y = torch.mm(torch.cat(parts, dim=1), self.packed)
         if self.current_norm > 0.0:
-            mean = y.mean(dim=1, keepdim=True)
-            variance = ((y - mean) ** 2).mean(dim=1, keepdim=True)
-            y = current_norm_apply(y, mean, current_norm_scale(variance, self.current_norm))
+            y = current_norm_apply(y, *current_norm_statistics(y, self.current_norm))
         hp = tuple(state[:, i + k * h:i + (k + 1) * h].to(torch.float64) for k in range(states))
         p = tuple(getattr(self, name) for name in self.model.parameter_names)
         reset = self.model.reset(hp, s_prev, p)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from reflect.formulas.current_norm import current_norm_apply, current_norm_scale
+from reflect.formulas.current_norm import current_norm_apply, current_norm_statistics
 from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.models import NeuronModel, neuron_model, neuron_model_names
 from reflect.spiking.neurons import neuron_step, state_type
@@ -38,6 +38,14 @@ def __getattr__(name: str) -> Any:
     if name == "NEURONS":  # the registered neuron models (plug-ins may add some after import)
         return neuron_model_names()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def check_current_norm(gain: float) -> float:
+    """Return the normalisation gain ``gain`` as a float, or raise ``ValueError`` unless it is finite and
+    ``>= 0`` (0 turns the normalisation off)."""
+    if not (gain >= 0.0 and math.isfinite(gain)):
+        raise ValueError(f"current_norm must be finite and >= 0 (0: off), got {gain}")
+    return float(gain)
 
 
 class Spread(NamedTuple):
@@ -200,9 +208,7 @@ class SpikingLayer(PackedLinear):
     ) -> None:
         super().__init__()
         self.model: NeuronModel = neuron_model(neuron)
-        if not (current_norm >= 0.0 and math.isfinite(current_norm)):
-            raise ValueError(f"current_norm must be finite and >= 0 (0 turns it off), got {current_norm}")
-        self.current_norm = float(current_norm)
+        self.current_norm = check_current_norm(current_norm)
         if in_features < 1 or out_features < 1:
             raise ValueError(f"layer sizes must be positive, got {in_features} -> {out_features}")
         learnable = {*learn, *(["beta"] if learn_beta else []), *(["theta"] if learn_theta else [])}
@@ -260,8 +266,7 @@ class SpikingLayer(PackedLinear):
         if self.current_norm == 0.0:
             return y
         with torch.no_grad():
-            mean = y.mean(dim=1, keepdim=True)
-            scale = current_norm_scale(y.var(dim=1, unbiased=False, keepdim=True), self.current_norm)
+            mean, scale = current_norm_statistics(y, self.current_norm)
         return current_norm_apply(y, mean, scale)
 
     def extra_repr(self) -> str:

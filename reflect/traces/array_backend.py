@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from reflect.formulas.current_norm import current_norm_apply, current_norm_scale
+from reflect.formulas.current_norm import current_norm_apply, current_norm_statistics
 from reflect.formulas.leaky import leaky_integrate
 from reflect.spiking.surrogate import surrogate_function
 
@@ -113,8 +113,7 @@ class ArrayNetwork:
             y = widen(z @ layer["w"])
             gain = layer["current_norm"]
             if gain > 0.0:  # the input current normalised across the neurons; dy'/dy = scale per stream
-                mean = y.mean(1, keepdims=True)
-                scale = current_norm_scale(((y - mean) ** 2).mean(1, keepdims=True), gain)
+                mean, scale = current_norm_statistics(y, gain)
                 y = current_norm_apply(y, mean, scale)
             h = layer["h"]
             hp = tuple(widen(h[k]) for k in range(h.shape[0]))
