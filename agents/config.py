@@ -226,6 +226,9 @@ class TrainConfig:
         eval_every: evaluate every this many steps (0 = never); eval_episodes: episodes per evaluation.
         checkpoint_every: write ``checkpoints/step_<N>.pt`` every this many steps (0 = never).
         log_every: write TensorBoard scalars every this many steps.
+        reward_threshold: the evaluation mean return that counts as solved (``solved_at_step`` and
+            ``stable_from_step`` in ``summary.json``); None: the env's registered ``reward_threshold``
+            (CartPole-v1: 475). Pendulum-v1 registers none; its config sets -250.
     """
 
     total_steps: int = 100_000
@@ -234,6 +237,7 @@ class TrainConfig:
     eval_episodes: int = 20
     checkpoint_every: int = 25_000
     log_every: int = 1_000
+    reward_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.total_steps < 1:

@@ -418,6 +418,7 @@ def test_optuna_asks_points_round_by_round(tmp_path: Path) -> None:
     ("stable_from_step", 2_400),  # stable from 1,000, never, never: median of 1,000, 2,400, 2,400
     ("solved_at_step", 1_000),    # 1,000, 600, never (2,400)
     ("final_eval_mean_return", 480.0),
+    ("solved_fraction", 2 / 3),   # two of the three seeds solved
 ])
 def test_point_objective_counts_a_trial_that_never_got_there_as_twice_the_budget(
     tmp_path: Path, metric: str, expected: float

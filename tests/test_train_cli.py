@@ -110,6 +110,24 @@ def test_run_folder_holds_every_artifact(trained_run: Path) -> None:
     assert len(payload["run"]["evaluations"]) == 2
 
 
+def test_the_configured_reward_threshold_decides_what_counts_as_solved(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    registered = json.loads((trained_run / "summary.json").read_text())
+    assert registered["reward_threshold"] == 475.0 and registered["solved_at_step"] is None
+    config = load_reflect_config(
+        "CartPole-v1",
+        overrides=["network.hidden=[32]", "train.total_steps=600", "train.eval_every=300",
+                   "train.eval_episodes=2", "train.checkpoint_every=0", "train.reward_threshold=5"],
+    )
+    run_dir = tmp_path / "low-bar"
+    run_dir.mkdir()
+    train("CartPole-v1", config, run_dir, seed=1, command="", progress_bar=False, verbose=0)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["reward_threshold"] == 5.0
+    assert summary["solved_at_step"] == 300 and summary["stable_from_step"] == 300
+
+
 def test_tensorboard_event_file_holds_the_documented_tags(trained_run: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -203,6 +221,8 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
          "delay must be an integer >= 0, got -1"),
         (["train", "--env", "CartPole-v1", "--config", "missing.yaml"], "missing.yaml"),
         (["evaluate", "--checkpoint", "nowhere.pt"], "does not exist"),
+        (["train", "--env", "Pendulum-v1", "--set", "train.reward_threshold=high"],
+         "'train.reward_threshold' must be a float or null, got 'high'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -4,7 +4,8 @@ A checkpoint continues one lifetime exactly: its weights, eligibility traces, cr
 statistics were built under its config. A resumed run may change only what leaves all of that meaningful:
 
 * the schedule (``train.total_steps``, ``train.eval_every``, ``train.eval_episodes``,
-  ``train.checkpoint_every``, ``train.log_every``): when to stop, evaluate, save and log;
+  ``train.checkpoint_every``, ``train.log_every``, ``train.reward_threshold``): when to stop, evaluate,
+  save and log, and which evaluation counts as solved;
 * the step sizes (``learner.actor_lr``, ``learner.critic_lr``, ``learner.actor_kappa``,
   ``learner.critic_kappa``, ``learner.entropy_coef``, ``learner.baseline_rate``, ``learner.calm_target``,
   ``learner.calm_steps``, ``learner.calm_floor``, ``learner.entropy_target``, ``learner.entropy_rate``,
@@ -35,6 +36,7 @@ RESUMABLE_KEYS = (
     "train.eval_episodes",
     "train.checkpoint_every",
     "train.log_every",
+    "train.reward_threshold",
     "learner.actor_lr",
     "learner.critic_lr",
     "learner.actor_kappa",

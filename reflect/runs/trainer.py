@@ -94,9 +94,12 @@ class TrainResult:
         return self.saved is not None and self.run_dir not in self.saved.parents
 
 
-def reward_threshold(env_id: str) -> float | None:
-    """The env's registered ``reward_threshold`` (CartPole-v1: 475), or None (``module:EnvId`` imports
-    the module first)."""
+def reward_threshold(env_id: str, configured: float | None = None) -> float | None:
+    """The mean evaluation return that counts as solved: ``configured`` (the config's
+    ``train.reward_threshold``) when given, else the env's registered ``reward_threshold`` (CartPole-v1:
+    475), else None (``module:EnvId`` imports the module first)."""
+    if configured is not None:
+        return float(configured)
     spec = env_spec(env_id)
     return None if spec.reward_threshold is None else float(spec.reward_threshold)
 
@@ -465,13 +468,13 @@ def train(
 def _build(
     env_id: str, config: ReflectConfig, seed: int, resume: Mapping[str, Any] | None
 ) -> tuple[Reflect, Any, float | None]:
-    """The run's agent (with the checkpoint's state), its evaluation env and the env's reward threshold;
+    """The run's agent (with the checkpoint's state), its evaluation env and its reward threshold;
     whatever was built is closed again when a later part fails."""
     agent = Reflect(env_id, config, seed=seed)
     try:
         if resume is not None:
             agent.load_state(resume)
-        threshold = reward_threshold(env_id)
+        threshold = reward_threshold(env_id, config.train.reward_threshold)
         eval_env = make_single_env(env_id, **config.env_arguments)
     except BaseException:
         agent.env.close()

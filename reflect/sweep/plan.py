@@ -177,7 +177,9 @@ def initial_points(spec: SweepSpec, dimensions: Sequence[Dimension]) -> list[Poi
 
 def point_objective(sweep: Sweep, point: Point) -> float | None:
     """Median of ``search.metric`` over the point's trials (``solved_at_step`` / ``stable_from_step``: a
-    trial that never got there counts as twice its budget); None if any trial has not finished."""
+    trial that never got there counts as twice its budget); ``solved_fraction``: the share of the
+    trials that reached their reward threshold. None if any trial has not finished."""
+    metric = sweep.spec.search.metric
     values = []
     for trial in sweep.trials:
         if trial.point != point.index:
@@ -185,11 +187,16 @@ def point_objective(sweep: Sweep, point: Point) -> float | None:
         summary = finished_summary(sweep.run_dir(trial), trial.total_steps)
         if summary is None:
             return None
-        value = summary.get(sweep.spec.search.metric)
+        if metric == "solved_fraction":
+            values.append(0.0 if summary.get("solved_at_step") is None else 1.0)
+            continue
+        value = summary.get(metric)
         if value is None:
-            value = 2 * trial.total_steps if sweep.spec.search.metric in STEP_METRICS else -math.inf
+            value = 2 * trial.total_steps if metric in STEP_METRICS else -math.inf
         values.append(float(value))
-    return statistics.median(values) if values else None
+    if not values:
+        return None
+    return statistics.fmean(values) if metric == "solved_fraction" else statistics.median(values)
 
 
 def next_points(sweep: Sweep) -> list[Point]:

@@ -4,10 +4,10 @@ Read straight from the trial folders (``summary.json``, ``evaluations.csv``, ``s
 ``reflect sweep --report DIR`` can redo them at any time; no Ray needed.
 
 The summary gives, per config point and env, the seeds that finished, how many solved the env (its
-registered reward threshold), and median and interquartile range (25th-75th percentile, linear
-interpolation) of ``solved_at_step``, ``stable_from_step``, the final evaluation return and learning
-steps per second. A seed that never solved counts as "never" (above every step), so a median of
-"never" means fewer than half of the seeds solved.
+reward threshold: ``train.reward_threshold`` or the registered one), and median and interquartile
+range (25th-75th percentile, linear interpolation) of ``solved_at_step``, ``stable_from_step``, the
+final evaluation return and learning steps per second. A seed that never solved counts as "never"
+(above every step), so a median of "never" means fewer than half of the seeds solved.
 """
 
 from __future__ import annotations
@@ -214,6 +214,17 @@ def format_summary(summaries: Sequence[PointSummary], title: str = "") -> str:
 # plot
 
 
+def _reward_threshold(sweep: Sweep, env: str) -> float | None:
+    """The threshold the env's finished trials counted as solved (their ``summary.json``), or None."""
+    for trial in sweep.trials:
+        if trial.env_id != env:
+            continue
+        summary = finished_summary(sweep.run_dir(trial), trial.total_steps)
+        if summary is not None and summary.get("reward_threshold") is not None:
+            return float(summary["reward_threshold"])
+    return None
+
+
 def _evaluations(run_dir: Path) -> dict[int, float]:
     """step -> mean evaluation return (the last row wins if a step appears twice)."""
     path = run_dir / "evaluations.csv"
@@ -232,8 +243,7 @@ def _evaluations(run_dir: Path) -> dict[int, float]:
 
 def plot_learning_curves(sweep: Sweep, path: Path) -> Path | None:
     """One panel per env: per config point, the median evaluation return across seeds with the
-    interquartile range shaded, and the env's reward threshold dashed. None if nothing was evaluated."""
-    import gymnasium as gym
+    interquartile range shaded, and the runs' reward threshold dashed. None if nothing was evaluated."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -267,7 +277,7 @@ def plot_learning_curves(sweep: Sweep, path: Path) -> Path | None:
             axes.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
             axes.plot(x, median, color=color, marker="o", markersize=2.5, linewidth=1.5,
                       label=_legend(point, len(curves)))
-        threshold = gym.spec(env).reward_threshold if env in gym.registry else None
+        threshold = _reward_threshold(sweep, env)
         if threshold is not None:
             axes.axhline(float(threshold), color="gray", linestyle="--", linewidth=1,
                          label=f"threshold {float(threshold):g}")

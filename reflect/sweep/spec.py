@@ -16,7 +16,8 @@
       num_samples: null           # random / optuna: points to draw
       seed: 0                     # random / optuna: sampler seed
       metric: final_eval_mean_return   # optuna's objective (median over the point's trials); or
-                                  # best_eval_mean_return, solved_at_step, stable_from_step
+                                  # best_eval_mean_return, solved_at_step, stable_from_step, or
+                                  # solved_fraction (the share of its trials that reached the threshold)
       batch_size: null            # optuna: points asked per round (default: enough to fill max_concurrent)
     resources:
       max_concurrent: 2           # trials running at once
@@ -67,7 +68,7 @@ __all__ = [
 ]
 
 METRICS = {"final_eval_mean_return": "max", "best_eval_mean_return": "max", "solved_at_step": "min",
-           "stable_from_step": "min"}
+           "stable_from_step": "min", "solved_fraction": "max"}
 STEP_METRICS = ("solved_at_step", "stable_from_step")  # a trial that never got there counts as 2x its budget
 SPEC_PACKAGE_FOLDER = "sweeps"
 
@@ -81,7 +82,8 @@ class SearchSpec:
     num_samples: int | None = None
     seed: int = 0
     metric: Literal[
-        "final_eval_mean_return", "best_eval_mean_return", "solved_at_step", "stable_from_step"
+        "final_eval_mean_return", "best_eval_mean_return", "solved_at_step", "stable_from_step",
+        "solved_fraction",
     ] = "final_eval_mean_return"
     batch_size: int | None = None
 
