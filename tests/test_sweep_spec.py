@@ -26,7 +26,7 @@ from reflect.sweep.report import (
     write_report,
 )
 from reflect.sweep.search import Point, grid_points, parse_space, random_points
-from reflect.sweep.spec import load_sweep_spec, parse_sweep_spec
+from reflect.sweep.spec import load_sweep_spec, parse_sweep_spec, resolve_config
 from reflect.sweep.trial import Trial, build_trials, read_state, run_trial
 
 TINY_FIXED = {
@@ -79,6 +79,17 @@ def test_shipped_cartpole_spec_is_3_configs_by_5_seeds() -> None:
     assert all(trial.total_steps == 40_000 for trial in trials)
     assert all(trial.config["train"]["checkpoint_every"] == 10_000 for trial in trials)
     assert spec.resources.max_concurrent == 2 and spec.resources.cpus_per_trial == 1
+
+
+def test_shipped_pendulum_spec_searches_a_continuous_task_for_the_share_solved() -> None:
+    from reflect.sweep.search import optuna_distributions
+
+    spec, dimensions = load_sweep_spec("pendulum")  # a Box action space passes the spec's env check
+    assert spec.envs == ("Pendulum-v1",) and spec.seeds == tuple(range(10))
+    assert spec.search.method == "optuna" and spec.search.metric == "solved_fraction" and spec.mode == "max"
+    assert set(optuna_distributions(dimensions)) == {dim.key for dim in dimensions}
+    config = resolve_config(spec, "Pendulum-v1", {dim.key: dim.candidates()[0] for dim in dimensions})
+    assert config.train.reward_threshold == -250.0 and config.train.total_steps == 40_000
 
 
 def test_seeds_count_or_list_and_nested_keys() -> None:
@@ -176,7 +187,6 @@ BAD_SPECS = [
     ({"seeds": [-1]}, "seeds must be >= 0"),
     ({"envs": []}, "envs must list at least one env id"),
     ({"envs": ["CartPol-v1"]}, "envs: unknown environment 'CartPol-v1': did you mean 'CartPole-v1'"),
-    ({"envs": ["Pendulum-v1"]}, "envs: action space Box"),
     ({"fixed": {"learner.gama": 0.9}}, "unknown config key 'learner.gama'; did you mean 'learner.gamma'?"),
     ({"fixed": {**TINY_FIXED, "learner.gamma": 1.5}}, "config 'learner': gamma must be in [0, 1], got 1.5"),
     ({"fixed": {**TINY_FIXED, "learner.lam": 0.3}}, "'learner.lam' is both fixed and searched"),
