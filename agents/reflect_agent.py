@@ -44,12 +44,27 @@ from reflect.envs import (
     check_spaces,
     filter_observations,
     make_env,
+    make_single_env,
 )
 from reflect.learning import CategoricalHead, PolicyHead, make_learner
 
 SUPPORTED_ACTIONS = ("Discrete", "Box")
 
-__all__ = ["AGENT_NAME", "SUPPORTED_ACTIONS", "Reflect"]
+__all__ = ["AGENT_NAME", "SUPPORTED_ACTIONS", "Reflect", "check_env_spaces"]
+
+
+def check_env_spaces(env_id: str, env_arguments: Mapping[str, Any] | None = None) -> None:
+    """Build ``env_id`` once (with ``env_arguments``, :attr:`ReflectConfig.env_arguments`) and check that
+    Reflect supports its spaces, so a bad env id, module, argument or space fails before a run starts.
+
+    Raises:
+        ValueError: naming the problem (:func:`reflect.envs.check_spaces` for the spaces).
+    """
+    probe = make_single_env(env_id, **(env_arguments or {}))
+    try:
+        check_spaces(probe.observation_space, probe.action_space, SUPPORTED_ACTIONS)
+    finally:
+        probe.close()
 
 
 def _as_config(config: ReflectConfig | Mapping[str, Any] | None, env_id: str | None) -> ReflectConfig:

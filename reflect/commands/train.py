@@ -209,14 +209,9 @@ def _total_steps_override(args: argparse.Namespace) -> list[str]:
 
 def _check_env(plan: _Plan) -> None:
     """Build the env once: a bad env id, module, env_kwargs or space fails before any folder exists."""
-    from reflect.agents.reflect_agent import SUPPORTED_ACTIONS
-    from reflect.envs import check_spaces, make_single_env
+    from reflect.agents.reflect_agent import check_env_spaces
 
-    probe = make_single_env(plan.env_id, **plan.config.env_arguments)
-    try:
-        check_spaces(probe.observation_space, probe.action_space, SUPPORTED_ACTIONS)
-    finally:
-        probe.close()
+    check_env_spaces(plan.env_id, plan.config.env_arguments)
 
 
 def _report(result: TrainResult, plan: _Plan) -> int:

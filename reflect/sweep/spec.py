@@ -385,16 +385,11 @@ def check_spec(spec: SweepSpec, dimensions: Sequence[Dimension]) -> None:
     Raises:
         ConfigError: naming the env or the searched key and value, and the problem.
     """
-    from reflect.agents.reflect_agent import SUPPORTED_ACTIONS
-    from reflect.envs import check_spaces, make_single_env
+    from reflect.agents.reflect_agent import check_env_spaces
 
     for env_id in spec.envs:
         try:
-            probe = make_single_env(env_id)
-            try:
-                check_spaces(probe.observation_space, probe.action_space, SUPPORTED_ACTIONS)
-            finally:
-                probe.close()
+            check_env_spaces(env_id)
         except ValueError as error:
             raise ConfigError(f"envs: {error}") from error
         base = {dim.key: dim.candidates()[0] for dim in dimensions}
