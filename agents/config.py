@@ -166,6 +166,9 @@ class ActionConfig:
         log_std_min / log_std_max: bounds of the log-std.
         log_std_lr_scale: the log-std's step relative to the actor's weights (a small value keeps
             exploration from collapsing before the mean has learned).
+        noise_correlation: ``beta`` in ``[0, 1)``: the exploration noise of successive steps is correlated,
+            ``eps_t = beta eps_{t-1} + sqrt(1 - beta^2) xi_t`` (each ``eps_t`` still standard normal), so
+            actions push the same way for about ``1 / (1 - beta)`` steps; 0 is white noise.
     """
 
     squash: Literal["tanh", "clip"] = "tanh"
@@ -174,6 +177,7 @@ class ActionConfig:
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     log_std_lr_scale: float = 0.02
+    noise_correlation: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.log_std_min < self.log_std_max:
@@ -187,13 +191,18 @@ class ActionConfig:
             )
         if not self.log_std_lr_scale > 0.0:
             raise ValueError(f"log_std_lr_scale must be > 0, got {self.log_std_lr_scale}")
+        if not 0.0 <= self.noise_correlation < 1.0:
+            raise ValueError(
+                f"noise_correlation must lie in [0, 1) (0: white noise; 0.9: about 10 steps), got "
+                f"{self.noise_correlation}"
+            )
 
     def build_head(self, low: Any, high: Any, seed: int | None) -> GaussianHead:
         """The Gaussian head for a ``Box`` action with bounds ``low``/``high`` ``[A]``."""
         return GaussianHead(
             len(low), low, high, squash=self.squash, init_log_std=self.init_log_std,
             learn_log_std=self.learn_log_std, log_std_bounds=(self.log_std_min, self.log_std_max),
-            log_std_lr_scale=self.log_std_lr_scale, seed=seed,
+            log_std_lr_scale=self.log_std_lr_scale, noise_correlation=self.noise_correlation, seed=seed,
         )
 
 

@@ -47,8 +47,11 @@ class FrozenPolicy:
             self._raw, self._step = learner.policy_step(self.engine, head)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
-        """Zero the network state of all streams (or those where ``mask`` is true)."""
+        """Zero the network state of all streams (or those where ``mask`` is true); resetting all also
+        restarts correlated exploration noise (which otherwise runs on through episode ends)."""
         self.engine.reset(np.ones(self.batch_size, dtype=bool) if mask is None else mask)
+        if mask is None:
+            self.head.restart_noise()
 
     def outputs(self, obs: np.ndarray) -> Tensor:
         """One step on raw observations ``[B, obs_dim]``; the readout ``[B, num_outputs]``."""

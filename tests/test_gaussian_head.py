@@ -109,6 +109,24 @@ def test_samples_have_the_head_mean_and_spread_and_actions_stay_in_bounds() -> N
                                rtol=1e-6)
 
 
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+def test_correlated_noise_stays_standard_normal_with_correlation_beta_per_step(beta: float) -> None:
+    """eps_t = beta eps_{t-1} + sqrt(1 - beta^2) xi_t: N(0, 1) at every step, corr(eps_t, eps_{t+k}) =
+    beta^k (beta 0, white noise, is the negative control)."""
+    head = _head(noise_correlation=beta)
+    mu = np.zeros((20_000, 3))
+    draws = np.stack([head.sample(mu, deterministic=False).copy() / np.exp(-0.3) for _ in range(6)])
+    np.testing.assert_allclose(draws.std(axis=(1, 2)), 1.0, rtol=0.02)  # the first draw and every later one
+    for lag in (1, 5):
+        corr = np.mean(draws[lag:] * draws[:-lag]) / np.mean(draws**2)
+        assert corr == pytest.approx(beta**lag, abs=0.01)
+    head.sample(mu, deterministic=True)  # a deterministic step draws nothing, carries the noise on
+    assert head.carried_noise().shape == ((20_000, 3) if beta else (20_000, 0))
+    head.restart_noise()
+    restarted = head.sample(mu, deterministic=False).copy() / np.exp(-0.3)
+    assert abs(np.mean(restarted * draws[-1])) < 0.01  # a restart draws white noise, unrelated to the last
+
+
 def test_unbounded_dimensions_pass_through_and_log_std_stays_in_bounds() -> None:
     head = GaussianHead(2, [-1.0, -np.inf], [1.0, np.inf], log_std_bounds=(-2.0, 0.5), seed=0)
     env = head.to_env(np.array([[3.0, 7.5]]))
@@ -119,7 +137,9 @@ def test_unbounded_dimensions_pass_through_and_log_std_stays_in_bounds() -> None
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"squash": "sigmoid"}, "unknown squash"), ({"log_std_bounds": (1.0, 0.0)}, "min < max")],
+    [({"squash": "sigmoid"}, "unknown squash"), ({"log_std_bounds": (1.0, 0.0)}, "min < max"),
+     ({"noise_correlation": 1.0}, r"noise_correlation must lie in \[0, 1\)"),
+     ({"noise_correlation": -0.1}, "noise_correlation")],
 )
 def test_bad_head_options_are_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -131,6 +151,8 @@ def test_bad_action_config_is_named() -> None:
         Reflect(ContinuousCueEnv(), {"action": {"init_log_std": 9.0}})
     with pytest.raises(ValueError, match=r"action\.squash"):
         Reflect(ContinuousCueEnv(), {"action": {"squash": "sigmoid"}})
+    with pytest.raises(ValueError, match="noise_correlation must lie in"):
+        Reflect(ContinuousCueEnv(), {"action": {"noise_correlation": 1.5}})
 
 
 def _cue_error(agent: Reflect, env: ContinuousCueEnv) -> float:
@@ -166,8 +188,10 @@ def test_fixed_log_std_is_not_learned() -> None:
     assert torch.equal(agent.head.log_std, torch.full((2,), -1.0, dtype=torch.float64))
 
 
-def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object) -> None:
-    agent = Reflect("Pendulum-v1", {"network": {"hidden": [16]}}, seed=3)
+@pytest.mark.parametrize("beta", [0.0, 0.9])
+def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object, beta: float) -> None:
+    config = {"network": {"hidden": [16]}, "action": {"noise_correlation": beta}}
+    agent = Reflect("Pendulum-v1", config, seed=3)
     agent.learn(300)
     path = agent.save(tmp_path / "pendulum")  # type: ignore[operator]
     agent.learn(300)
@@ -176,6 +200,11 @@ def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object) -> N
     assert torch.equal(resumed.head.log_std, agent.head.log_std)
     for ours, theirs in zip(resumed.actor.parameters(), agent.actor.parameters(), strict=True):
         assert torch.equal(ours, theirs)
+    if beta:  # negative control: the carried noise is part of the state (restarted, the run differs)
+        restarted = Reflect.load(path)
+        restarted.head.restart_noise()
+        restarted.learn(300)
+        assert not torch.equal(restarted.head.log_std, agent.head.log_std)
 
 
 def test_freeze_stops_learning_and_unfreeze_resumes() -> None:

@@ -1,20 +1,30 @@
 """The squashed Gaussian policy head, per action dimension (element-wise).
 
 The readout gives the mean ``mu``; ``sigma = exp(log_std)``. The head draws a pre-squash action
-``u = mu + sigma * eps`` (``eps ~ N(0, 1)``), which is what the learner scores, and maps it into the
-dimension's bounds (``c = (high + low) / 2``, ``s = (high - low) / 2``; unbounded dimensions: ``a = u``)::
+``u = mu + sigma * eps``, which is what the learner scores, and maps it into the dimension's bounds
+(``c = (high + low) / 2``, ``s = (high - low) / 2``; unbounded dimensions: ``a = u``)::
 
     tanh:  a = c + s * tanh(u)           clip:  a = c + s * clip(u, -1, 1)
     d log pi / d mu       = (u - mu) / sigma^2
     d/d log_std [log pi + w H] = (u - mu)^2 / sigma^2 - 1 + w
     H = sum_a (log_std_a + log(2 pi e) / 2)      (the pre-squash Gaussian's entropy, nats)
+
+The noise ``eps`` is white (``eps_t ~ N(0, 1)``, independent) or, with a correlation ``beta`` in
+``(0, 1)``, an order-1 autoregressive (discrete Ornstein-Uhlenbeck) process per stream and dimension::
+
+    eps_t = beta * eps_{t-1} + sqrt(1 - beta^2) * xi_t,      xi_t ~ N(0, 1)
+
+Each ``eps_t`` is still ``N(0, 1)``, so the step's score above is the one of its marginal Gaussian (as
+gSDE's resampling every few steps is scored); successive actions push the same way for about
+``1 / (1 - beta)`` steps, which lets exploration pump energy into a system (a pendulum's swing-up) that
+white noise averages away.
 """
 
 from __future__ import annotations
 
 import math
 
-from reflect.formulas.ops import clip, exp, tanh
+from reflect.formulas.ops import clip, exp, sqrt, tanh
 
 HALF_LOG_2PI_E = 0.5 * math.log(2.0 * math.pi * math.e)
 TANH, CLIP = 0, 1
@@ -24,6 +34,12 @@ SQUASH_CODES = {"tanh": TANH, "clip": CLIP}
 def pre_squash(mu, std, noise):
     """``u = mu + sigma * eps`` (``noise = eps``)."""
     return mu + std * noise
+
+
+def correlated_noise(previous, fresh, correlation):
+    """``eps_t = beta * eps_{t-1} + sqrt(1 - beta^2) * xi_t`` (``previous = eps_{t-1}``, ``fresh = xi_t``,
+    ``correlation = beta``; ``beta = 0``: white noise)."""
+    return correlation * previous + sqrt(1.0 - correlation * correlation) * fresh
 
 
 def squash(u, center, scale, squash_code):

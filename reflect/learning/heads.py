@@ -7,7 +7,9 @@ template that runs them as loops (``compiled_template``).
 
 For the learner (per step, on the head's own preallocated buffers):
 
-* ``prepare(B)``; ``draw(deterministic)``: the step's random numbers from the head's numpy Generator;
+* ``prepare(B)``; ``draw(deterministic)``: the step's random numbers from the head's numpy Generator
+  (``carried_noise`` / ``set_carried_noise`` / ``restart_noise``: what one draw passes to the next, the
+  Gaussian head's correlated noise; ``[B, 0]`` for others);
 * ``sample_step(o, deterministic)``: the step's actions (:attr:`env_actions` for the environment);
 * ``score_step(o, weights, signal, entropies)``: ``signal = d/do [log pi(a | o) + w H(pi(. | o))]``, the
   actor's same-step learning signal, the extra parameters' score (``extra_grad``), and ``entropies`` ``[B]``
@@ -83,6 +85,12 @@ class PolicyHead(Protocol):
 
     def set_rng_state(self, state: dict) -> None: ...
 
+    def restart_noise(self) -> None: ...
+
+    def carried_noise(self) -> np.ndarray: ...
+
+    def set_carried_noise(self, noise: np.ndarray) -> None: ...
+
     def spawn(self, seed: int | None) -> PolicyHead: ...
 
 
@@ -118,6 +126,16 @@ class CategoricalHead:
     def draw(self, deterministic: bool) -> None:
         if not deterministic:
             self.rng.random(out=self._uniform)
+
+    def restart_noise(self) -> None:
+        """Nothing carries over from one draw to the next."""
+
+    def carried_noise(self) -> np.ndarray:
+        """``[B, 0]``: nothing carries over from one draw to the next."""
+        return np.zeros((self._uniform.shape[0], 0))
+
+    def set_carried_noise(self, noise: np.ndarray) -> None:
+        """Nothing carries over from one draw to the next."""
 
     @property
     def env_actions(self) -> np.ndarray:
@@ -198,6 +216,11 @@ class GaussianHead:
     every dimension. Dimensions with an infinite bound are not squashed (``a = u``). ``log_std`` is kept
     in ``log_std_bounds`` (clipped by :meth:`refresh`, which the learner calls after every update).
 
+    The noise ``eps`` ``[B, A]`` is white, or with ``noise_correlation = beta > 0`` carried from step to
+    step: ``eps_t = beta eps_{t-1} + sqrt(1 - beta^2) xi_t`` (each ``eps_t`` still ``N(0, 1)``). It runs on
+    through episode ends, as one stream's lifetime; :meth:`restart_noise` starts it afresh, and
+    :meth:`carried_noise` / :meth:`set_carried_noise` save and restore it with a checkpoint.
+
     Args:
         action_dim: ``A``.
         low / high: ``[A]`` bounds (``None``: unbounded).
@@ -206,6 +229,7 @@ class GaussianHead:
         learn_log_std: train ``log_std`` along with the actor (else it stays fixed).
         log_std_bounds: ``(min, max)`` for ``log_std``.
         log_std_lr_scale: ``log_std`` takes the actor's bounded step times this factor.
+        noise_correlation: ``beta`` in ``[0, 1)``, the correlation of successive noise draws (0: white).
         seed: the sampler's seed.
         log_std: share this ``[A]`` float64 tensor as the parameter (used by :meth:`spawn`).
     """
@@ -223,6 +247,7 @@ class GaussianHead:
         learn_log_std: bool = True,
         log_std_bounds: tuple[float, float] = (-5.0, 2.0),
         log_std_lr_scale: float = 1.0,
+        noise_correlation: float = 0.0,
         seed: int | None = None,
         log_std: Tensor | None = None,
     ) -> None:
@@ -241,7 +266,10 @@ class GaussianHead:
             raise ValueError(f"each low bound must be below its high bound: low {low_arr}, high {high_arr}")
         if not log_std_lr_scale > 0.0:
             raise ValueError(f"log_std_lr_scale must be > 0, got {log_std_lr_scale}")
+        if not 0.0 <= noise_correlation < 1.0:  # 1 would freeze the noise, and NaN passes no comparison
+            raise ValueError(f"noise_correlation must lie in [0, 1) (0: white), got {noise_correlation}")
         self.num_outputs = action_dim
+        self.noise_correlation = float(noise_correlation)
         self.squash, self.learn_log_std = squash, learn_log_std
         self.squash_code = gaussian.SQUASH_CODES[squash]
         self.extra_lr_scale = float(log_std_lr_scale)
@@ -292,6 +320,8 @@ class GaussianHead:
             shape = (batch_size, self.num_outputs)
             self._samples = np.zeros((3, *shape))  # rows: noise, pre-squash actions, log-std score
             self._noise, self._raw, self._grad = self._samples
+            self._fresh = np.zeros(shape)  # xi_t of correlated noise
+            self._carry = False  # does _noise hold the last draw, to carry on from?
             self._env = np.zeros(shape, dtype=np.float32)
 
     def refresh(self) -> None:
@@ -301,8 +331,33 @@ class GaussianHead:
         self._std[...], self._inv_var[...] = gaussian.spread(log_std)
 
     def draw(self, deterministic: bool) -> None:
-        if not deterministic:
+        if deterministic:
+            return
+        if self.noise_correlation == 0.0 or not self._carry:
             self.rng.standard_normal(out=self._noise)
+            self._carry = True
+        else:
+            self.rng.standard_normal(out=self._fresh)
+            self._noise[...] = gaussian.correlated_noise(self._noise, self._fresh, self.noise_correlation)
+
+    def restart_noise(self) -> None:
+        """The next draw starts the noise afresh (white), as a new stream's does."""
+        self._carry = False
+
+    def carried_noise(self) -> np.ndarray:
+        """The noise the next draw carries on from, ``eps_{t-1}`` ``[B, A]``; ``[B, 0]`` when there is
+        none (white noise, or nothing drawn since the last restart)."""
+        if self.noise_correlation == 0.0 or not self._carry:
+            return np.zeros((self._noise.shape[0], 0))
+        return self._noise.copy()
+
+    def set_carried_noise(self, noise: np.ndarray) -> None:
+        """Carry on from ``noise`` (what :meth:`carried_noise` returned); an array of another shape (an
+        empty one, or another number of streams) restarts the noise instead."""
+        noise = np.asarray(noise, dtype=np.float64)
+        self._carry = noise.shape == self._noise.shape
+        if self._carry:
+            self._noise[...] = noise
 
     def sample_step(self, out: np.ndarray, deterministic: bool) -> None:
         mu = out.astype(np.float64, copy=False)
@@ -332,7 +387,8 @@ class GaussianHead:
         return GaussianHead(
             self.num_outputs, self.low, self.high, squash=self.squash,
             learn_log_std=self.learn_log_std, log_std_bounds=self.log_std_bounds,
-            log_std_lr_scale=self.extra_lr_scale, seed=seed, log_std=self.log_std,
+            log_std_lr_scale=self.extra_lr_scale, noise_correlation=self.noise_correlation, seed=seed,
+            log_std=self.log_std,
         )
 
     def std(self) -> np.ndarray:

@@ -566,8 +566,9 @@ class ReflectLearner:
         self._reset_streams(np.asarray(done, dtype=bool))
 
     def reset_state(self) -> None:
-        """Start every stream afresh (state and traces zero); weights are kept."""
+        """Start every stream afresh (state, traces and correlated exploration noise); weights are kept."""
         self._reset_streams(np.ones(self.num_streams, dtype=bool))
+        self.head.restart_noise()
         self.awaiting_observe = False
 
     # ---------------------------------------------------------------------------- spikes
@@ -611,6 +612,7 @@ class ReflectLearner:
             "td_average": float(self.td_average[0]),
             "entropy_coef": float(self.entropy_coef[0]),
             "head_rng": self.head.rng_state(),
+            "head_noise": torch.from_numpy(self.head.carried_noise()),
         }
         if self.actor.extra_params is not None:
             state["actor_extra_traces"] = torch.from_numpy(self.actor.extra_z.copy())
@@ -638,6 +640,8 @@ class ReflectLearner:
         if self.config.entropy_target is not None:  # an adapted coefficient carries on where it was
             self.entropy_coef[0] = float(state.get("entropy_coef", self.config.initial_entropy_coef))
         self.head.set_rng_state(dict(state["head_rng"]))
+        # correlated exploration noise carries on (a checkpoint from before it, or white noise: restarts)
+        self.head.set_carried_noise(state["head_noise"].numpy() if "head_noise" in state else np.zeros(0))
         if self.actor.extra_params is not None:
             self.actor.extra_z[...] = state["actor_extra_traces"].numpy()
         self.head.refresh()  # the head's parameters may have been loaded too

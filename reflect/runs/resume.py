@@ -10,13 +10,16 @@ statistics were built under its config. A resumed run may change only what leave
   ``learner.critic_kappa``, ``learner.entropy_coef``, ``learner.baseline_rate``, ``learner.calm_target``,
   ``learner.calm_steps``, ``learner.calm_floor``, ``learner.entropy_target``, ``learner.entropy_rate``,
   ``action.log_std_lr_scale``): how far each later
-  update moves the weights, e.g. to anneal a run.
+  update moves the weights, e.g. to anneal a run;
+* ``action.noise_correlation``: how long exploration keeps pushing one way (it changes what is drawn next,
+  nothing saved).
 
 Everything else is fixed by the checkpoint: the network (its weights have that shape and were trained for
 that neuron model), ``learner.gamma``, ``learner.lam`` and ``learner.critic_lam`` (the saved traces and
-values were discounted with them), ``learner.third_factor``, ``action`` and ``normalize`` (the saved head
-and statistics), ``train.num_envs`` (one saved state per stream), ``env_kwargs`` (the environment itself)
-and ``observation_filter`` (the network's input). To change one of those, start a new run.
+values were discounted with them), ``learner.third_factor``, the rest of ``action`` and ``normalize`` (the
+saved head and statistics), ``train.num_envs`` (one saved state per stream), ``env_kwargs`` (the
+environment itself) and ``observation_filter`` (the network's input). To change one of those, start a new
+run.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ RESUMABLE_KEYS = (
     "learner.entropy_rate",
     "learner.baseline_rate",
     "action.log_std_lr_scale",
+    "action.noise_correlation",
 )
 
 
@@ -93,7 +97,7 @@ def check_resume_config(
 
 
 def _resumable_by_section() -> str:
-    """``train: total_steps, eval_every, ...; learner: actor_lr, ...; action: log_std_lr_scale``."""
+    """``train: total_steps, eval_every, ...; learner: actor_lr, ...; action: log_std_lr_scale, ...``."""
     sections: dict[str, list[str]] = {}
     for key in RESUMABLE_KEYS:
         section, name = key.split(".")
