@@ -321,7 +321,7 @@ class GaussianHead:
             self._samples = np.zeros((3, *shape))  # rows: noise, pre-squash actions, log-std score
             self._noise, self._raw, self._grad = self._samples
             self._fresh = np.zeros(shape)  # xi_t of correlated noise
-            self._carry = False  # does _noise hold the last draw, to carry on from?
+            self._carry = False  # does the next draw carry on from _noise? (never for white noise)
             self._env = np.zeros(shape, dtype=np.float32)
 
     def refresh(self) -> None:
@@ -333,9 +333,9 @@ class GaussianHead:
     def draw(self, deterministic: bool) -> None:
         if deterministic:
             return
-        if self.noise_correlation == 0.0 or not self._carry:
+        if not self._carry:
             self.rng.standard_normal(out=self._noise)
-            self._carry = True
+            self._carry = self.noise_correlation > 0.0
         else:
             self.rng.standard_normal(out=self._fresh)
             self._noise[...] = gaussian.correlated_noise(self._noise, self._fresh, self.noise_correlation)
@@ -347,7 +347,7 @@ class GaussianHead:
     def carried_noise(self) -> np.ndarray:
         """The noise the next draw carries on from, ``eps_{t-1}`` ``[B, A]``; ``[B, 0]`` when there is
         none (white noise, or nothing drawn since the last restart)."""
-        if self.noise_correlation == 0.0 or not self._carry:
+        if not self._carry:
             return np.zeros((self._noise.shape[0], 0))
         return self._noise.copy()
 
@@ -355,7 +355,7 @@ class GaussianHead:
         """Carry on from ``noise`` (what :meth:`carried_noise` returned); an array of another shape (an
         empty one, or another number of streams) restarts the noise instead."""
         noise = np.asarray(noise, dtype=np.float64)
-        self._carry = noise.shape == self._noise.shape
+        self._carry = self.noise_correlation > 0.0 and noise.shape == self._noise.shape
         if self._carry:
             self._noise[...] = noise
 
