@@ -6,6 +6,7 @@ rl-baselines3-zoo; loading is strict (an unknown key is an error that names it).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -169,6 +170,10 @@ class ActionConfig:
         noise_correlation: ``beta`` in ``[0, 1)``: the exploration noise of successive steps is correlated,
             ``eps_t = beta eps_{t-1} + sqrt(1 - beta^2) xi_t`` (each ``eps_t`` still standard normal), so
             actions push the same way for about ``1 / (1 - beta)`` steps; 0 is white noise.
+        noise_calm_target: ``T >= 0``: while the critic's running mean ``|delta|`` (over about
+            ``learner.calm_steps`` steps; the ``td_error`` that ``reflect train`` logs is its average) is
+            below ``T``, the correlation shrinks in proportion, ``beta * min(1, mean |delta| / T)``: the
+            noise turns white once the task is learned and correlated again when the errors grow. 0: off.
     """
 
     squash: Literal["tanh", "clip"] = "tanh"
@@ -178,6 +183,7 @@ class ActionConfig:
     log_std_max: float = 2.0
     log_std_lr_scale: float = 0.02
     noise_correlation: float = 0.0
+    noise_calm_target: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.log_std_min < self.log_std_max:
@@ -196,13 +202,19 @@ class ActionConfig:
                 f"noise_correlation must lie in [0, 1) (0: white noise; 0.9: about 10 steps), got "
                 f"{self.noise_correlation}"
             )
+        if not 0.0 <= self.noise_calm_target < math.inf:
+            raise ValueError(
+                f"noise_calm_target must be a finite number >= 0 (0: off; e.g. 0.3, a level of the logged "
+                f"td_error), got {self.noise_calm_target}"
+            )
 
     def build_head(self, low: Any, high: Any, seed: int | None) -> GaussianHead:
         """The Gaussian head for a ``Box`` action with bounds ``low``/``high`` ``[A]``."""
         return GaussianHead(
             len(low), low, high, squash=self.squash, init_log_std=self.init_log_std,
             learn_log_std=self.learn_log_std, log_std_bounds=(self.log_std_min, self.log_std_max),
-            log_std_lr_scale=self.log_std_lr_scale, noise_correlation=self.noise_correlation, seed=seed,
+            log_std_lr_scale=self.log_std_lr_scale, noise_correlation=self.noise_correlation,
+            noise_calm_target=self.noise_calm_target, seed=seed,
         )
 
 

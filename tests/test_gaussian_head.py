@@ -127,6 +127,38 @@ def test_correlated_noise_stays_standard_normal_with_correlation_beta_per_step(b
     assert abs(np.mean(restarted * draws[-1])) < 0.01  # a restart draws white noise, unrelated to the last
 
 
+def _lag_one_correlation(head: GaussianHead, steps: int = 6) -> float:
+    mu = np.zeros((20_000, 3))
+    draws = np.stack([head.sample(mu, deterministic=False).copy() for _ in range(steps)])
+    return float(np.mean(draws[1:] * draws[:-1]) / np.mean(draws**2))
+
+
+@pytest.mark.parametrize(("target", "td_average", "expected"),
+                         [(0.2, 0.4, 0.9), (0.2, 0.1, 0.45), (0.2, 0.0, 0.0), (0.0, 0.0, 0.9)])
+def test_calm_target_shrinks_the_correlation_with_the_learners_errors(target: float, td_average: float,
+                                                                      expected: float) -> None:
+    """beta_t = beta * min(1, ebar / T): correlated while the errors are at T or above, white as they
+    vanish; T = 0 (the negative control) keeps beta whatever the errors."""
+    head = _head(noise_correlation=0.9, noise_calm_target=target)
+    head.prepare(20_000)
+    head.draw(False, td_average)  # as the learner draws: sets the correlation (the first draw is white)
+    assert head.correlation == pytest.approx(expected, abs=1e-5)
+    # sample() draws as a frozen policy does (no error average): the last correlation carries on
+    assert _lag_one_correlation(head) == pytest.approx(expected, abs=0.01)
+
+
+def test_the_learner_starts_its_error_average_at_the_noise_calm_target() -> None:
+    config = {"network": {"hidden": [16]}, "action": {"noise_correlation": 0.9, "noise_calm_target": 0.3}}
+    agent = Reflect(ContinuousCueEnv(), config, seed=0)
+    assert agent.learner.td_average[0] == 0.3  # correlated from the start (calm_target 0 would give 0)
+    agent.learn(200)
+    agent.learner.td_average[0] = 0.06
+    env = ContinuousCueEnv()
+    obs, _ = env.reset(seed=0)
+    agent.learner.act(obs[None])
+    assert agent.head.correlation == pytest.approx(0.9 * 0.06 / 0.3)
+
+
 def test_unbounded_dimensions_pass_through_and_log_std_stays_in_bounds() -> None:
     head = GaussianHead(2, [-1.0, -np.inf], [1.0, np.inf], log_std_bounds=(-2.0, 0.5), seed=0)
     env = head.to_env(np.array([[3.0, 7.5]]))
@@ -139,7 +171,9 @@ def test_unbounded_dimensions_pass_through_and_log_std_stays_in_bounds() -> None
     ("kwargs", "message"),
     [({"squash": "sigmoid"}, "unknown squash"), ({"log_std_bounds": (1.0, 0.0)}, "min < max"),
      ({"noise_correlation": 1.0}, r"noise_correlation must lie in \[0, 1\)"),
-     ({"noise_correlation": -0.1}, "noise_correlation")],
+     ({"noise_correlation": -0.1}, "noise_correlation"),
+     ({"noise_calm_target": -0.1}, "noise_calm_target must be a finite number >= 0"),
+     ({"noise_calm_target": float("nan")}, "noise_calm_target")],
 )
 def test_bad_head_options_are_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -153,6 +187,8 @@ def test_bad_action_config_is_named() -> None:
         Reflect(ContinuousCueEnv(), {"action": {"squash": "sigmoid"}})
     with pytest.raises(ValueError, match="noise_correlation must lie in"):
         Reflect(ContinuousCueEnv(), {"action": {"noise_correlation": 1.5}})
+    with pytest.raises(ValueError, match="noise_calm_target must be a finite number >= 0"):
+        Reflect(ContinuousCueEnv(), {"action": {"noise_correlation": 0.9, "noise_calm_target": -1.0}})
 
 
 def _cue_error(agent: Reflect, env: ContinuousCueEnv) -> float:
@@ -188,9 +224,9 @@ def test_fixed_log_std_is_not_learned() -> None:
     assert torch.equal(agent.head.log_std, torch.full((2,), -1.0, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("beta", [0.0, 0.9])
-def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object, beta: float) -> None:
-    config = {"network": {"hidden": [16]}, "action": {"noise_correlation": beta}}
+@pytest.mark.parametrize(("beta", "calm"), [(0.0, 0.0), (0.9, 0.0), (0.9, 0.3)])
+def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object, beta: float, calm: float) -> None:
+    config = {"network": {"hidden": [16]}, "action": {"noise_correlation": beta, "noise_calm_target": calm}}
     agent = Reflect("Pendulum-v1", config, seed=3)
     agent.learn(300)
     path = agent.save(tmp_path / "pendulum")  # type: ignore[operator]

@@ -17,9 +17,10 @@ to ``--total-steps`` steps in total; given a run folder, it takes the newest che
 (its entry laid over the checkpoint's config) may change the schedule (``train.total_steps``,
 ``eval_every``, ``eval_episodes``, ``checkpoint_every``, ``log_every``) and the step sizes
 (``learner.actor_lr``, ``critic_lr``, ``actor_kappa``, ``critic_kappa``, ``entropy_coef``,
-``baseline_rate``, ``action.log_std_lr_scale``) and ``action.noise_correlation``; a line names each
-change. Any other setting is fixed by the checkpoint's state (the network's shape and neuron model, gamma
-and lambda, normalisation, the number of streams, the env): changing one is an error.
+``baseline_rate``, ``action.log_std_lr_scale``) and the exploration noise (``action.noise_correlation``,
+``noise_calm_target``); a line names each change. Any other setting is fixed by the checkpoint's state
+(the network's shape and neuron model, gamma and lambda, normalisation, the number of streams, the env):
+changing one is an error.
 
 Exit status: 0 done; 2 bad input, a checkpoint already at --total-steps, or an unwritable run folder
 (nothing started, and no run folder left behind); 1 a numerical failure

@@ -17,7 +17,13 @@ The noise ``eps`` is white (``eps_t ~ N(0, 1)``, independent) or, with a correla
 Each ``eps_t`` is still ``N(0, 1)``, so the step's score above is the one of its marginal Gaussian (as
 gSDE's resampling every few steps is scored); successive actions push the same way for about
 ``1 / (1 - beta)`` steps, which lets exploration pump energy into a system (a pendulum's swing-up) that
-white noise averages away.
+white noise averages away. With a calm target ``T > 0`` the correlation follows the critic's running mean
+``|delta|`` (``ebar``, the statistic of the calm actor step, :mod:`reflect.formulas.td`)::
+
+    beta_t = beta * min(1, ebar / T)
+
+so the noise turns white as the critic's errors fall below ``T`` (the task is learned: long pushes only
+cost return) and correlated again when they grow (the task changed: explore).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import math
 
 from reflect.formulas.ops import clip, exp, sqrt, tanh
+from reflect.formulas.td import calm_step_scale
 
 HALF_LOG_2PI_E = 0.5 * math.log(2.0 * math.pi * math.e)
 TANH, CLIP = 0, 1
@@ -40,6 +47,12 @@ def correlated_noise(previous, fresh, correlation):
     """``eps_t = beta * eps_{t-1} + sqrt(1 - beta^2) * xi_t`` (``previous = eps_{t-1}``, ``fresh = xi_t``,
     ``correlation = beta``; ``beta = 0``: white noise)."""
     return correlation * previous + sqrt(1.0 - correlation * correlation) * fresh
+
+
+def calm_correlation(correlation, td_average, target):
+    """``beta * min(1, ebar / T)`` (``correlation = beta``, ``td_average = ebar``, ``target = T``; ``T = 0``:
+    ``beta`` itself)."""
+    return correlation * calm_step_scale(td_average, target, 0.0)
 
 
 def squash(u, center, scale, squash_code):

@@ -7,9 +7,10 @@ template that runs them as loops (``compiled_template``).
 
 For the learner (per step, on the head's own preallocated buffers):
 
-* ``prepare(B)``; ``draw(deterministic)``: the step's random numbers from the head's numpy Generator
-  (``carried_noise`` / ``set_carried_noise`` / ``restart_noise``: what one draw passes to the next, the
-  Gaussian head's correlated noise; ``[B, 0]`` for others);
+* ``prepare(B)``; ``draw(deterministic, td_average)``: the step's random numbers from the head's numpy
+  Generator (``carried_noise`` / ``set_carried_noise`` / ``restart_noise``: what one draw passes to the
+  next, the Gaussian head's correlated noise; ``[B, 0]`` for others; ``td_average``, the learner's running
+  mean ``|delta|``, sets that correlation under ``noise_calm_target``);
 * ``sample_step(o, deterministic)``: the step's actions (:attr:`env_actions` for the environment);
 * ``score_step(o, weights, signal, entropies)``: ``signal = d/do [log pi(a | o) + w H(pi(. | o))]``, the
   actor's same-step learning signal, the extra parameters' score (``extra_grad``), and ``entropies`` ``[B]``
@@ -45,12 +46,13 @@ class PolicyHead(Protocol):
 
     num_outputs: int
     extra_lr_scale: float
+    noise_calm_target: float
     compiled_template: str
     rng: np.random.Generator
 
     def prepare(self, batch_size: int) -> None: ...
 
-    def draw(self, deterministic: bool) -> None: ...
+    def draw(self, deterministic: bool, td_average: float | None = None) -> None: ...
 
     def sample_step(self, out: np.ndarray, deterministic: bool) -> None: ...
 
@@ -102,6 +104,7 @@ class CategoricalHead:
 
     compiled_template = "reflect.kernels.categorical_head"
     extra_lr_scale = 1.0
+    noise_calm_target = 0.0
     extra_params = None
     extra_grad = None
 
@@ -123,7 +126,7 @@ class CategoricalHead:
     def refresh(self) -> None:
         """Nothing is derived from parameters."""
 
-    def draw(self, deterministic: bool) -> None:
+    def draw(self, deterministic: bool, td_average: float | None = None) -> None:
         if not deterministic:
             self.rng.random(out=self._uniform)
 
@@ -219,7 +222,9 @@ class GaussianHead:
     The noise ``eps`` ``[B, A]`` is white, or with ``noise_correlation = beta > 0`` carried from step to
     step: ``eps_t = beta eps_{t-1} + sqrt(1 - beta^2) xi_t`` (each ``eps_t`` still ``N(0, 1)``). It runs on
     through episode ends, as one stream's lifetime; :meth:`restart_noise` starts it afresh, and
-    :meth:`carried_noise` / :meth:`set_carried_noise` save and restore it with a checkpoint.
+    :meth:`carried_noise` / :meth:`set_carried_noise` save and restore it with a checkpoint. With
+    ``noise_calm_target = T > 0`` each draw's correlation is ``beta * min(1, ebar / T)`` for the learner's
+    running mean ``|delta|`` ``ebar`` (passed to :meth:`draw`; :attr:`correlation` is the last one used).
 
     Args:
         action_dim: ``A``.
@@ -230,6 +235,8 @@ class GaussianHead:
         log_std_bounds: ``(min, max)`` for ``log_std``.
         log_std_lr_scale: ``log_std`` takes the actor's bounded step times this factor.
         noise_correlation: ``beta`` in ``[0, 1)``, the correlation of successive noise draws (0: white).
+        noise_calm_target: ``T >= 0``: the correlation shrinks in proportion while the learner's running
+            mean ``|delta|`` is below ``T`` (0: it stays ``beta``).
         seed: the sampler's seed.
         log_std: share this ``[A]`` float64 tensor as the parameter (used by :meth:`spawn`).
     """
@@ -248,6 +255,7 @@ class GaussianHead:
         log_std_bounds: tuple[float, float] = (-5.0, 2.0),
         log_std_lr_scale: float = 1.0,
         noise_correlation: float = 0.0,
+        noise_calm_target: float = 0.0,
         seed: int | None = None,
         log_std: Tensor | None = None,
     ) -> None:
@@ -268,8 +276,13 @@ class GaussianHead:
             raise ValueError(f"log_std_lr_scale must be > 0, got {log_std_lr_scale}")
         if not 0.0 <= noise_correlation < 1.0:  # 1 would freeze the noise, and NaN passes no comparison
             raise ValueError(f"noise_correlation must lie in [0, 1) (0: white), got {noise_correlation}")
+        if not 0.0 <= noise_calm_target < math.inf:
+            raise ValueError(f"noise_calm_target must be a finite number >= 0 (0: off), got "
+                             f"{noise_calm_target}")
         self.num_outputs = action_dim
         self.noise_correlation = float(noise_correlation)
+        self.noise_calm_target = float(noise_calm_target)
+        self.correlation = self.noise_correlation  # the last draw's (under a calm target, it follows ebar)
         self.squash, self.learn_log_std = squash, learn_log_std
         self.squash_code = gaussian.SQUASH_CODES[squash]
         self.extra_lr_scale = float(log_std_lr_scale)
@@ -330,15 +343,20 @@ class GaussianHead:
         np.clip(log_std, *self.log_std_bounds, out=log_std)
         self._std[...], self._inv_var[...] = gaussian.spread(log_std)
 
-    def draw(self, deterministic: bool) -> None:
+    def draw(self, deterministic: bool, td_average: float | None = None) -> None:
+        """The step's noise; ``td_average`` (the learner's running mean ``|delta|``) sets the correlation
+        under a calm target (``None``, as a frozen policy passes: the last draw's correlation)."""
         if deterministic:
             return
+        if td_average is not None and self.noise_calm_target > 0.0:
+            self.correlation = gaussian.calm_correlation(self.noise_correlation, td_average,
+                                                         self.noise_calm_target)
         if not self._carry:
             self.rng.standard_normal(out=self._noise)
             self._carry = self.noise_correlation > 0.0
-        else:
-            self.rng.standard_normal(out=self._fresh)
-            self._noise[...] = gaussian.correlated_noise(self._noise, self._fresh, self.noise_correlation)
+            return
+        self.rng.standard_normal(out=self._fresh)
+        self._noise[...] = gaussian.correlated_noise(self._noise, self._fresh, self.correlation)
 
     def restart_noise(self) -> None:
         """The next draw starts the noise afresh (white), as a new stream's does."""
@@ -387,8 +405,8 @@ class GaussianHead:
         return GaussianHead(
             self.num_outputs, self.low, self.high, squash=self.squash,
             learn_log_std=self.learn_log_std, log_std_bounds=self.log_std_bounds,
-            log_std_lr_scale=self.extra_lr_scale, noise_correlation=self.noise_correlation, seed=seed,
-            log_std=self.log_std,
+            log_std_lr_scale=self.extra_lr_scale, noise_correlation=self.noise_correlation,
+            noise_calm_target=self.noise_calm_target, seed=seed, log_std=self.log_std,
         )
 
     def std(self) -> np.ndarray:

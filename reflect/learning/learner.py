@@ -292,6 +292,12 @@ class ReflectLearner:
         self._env_actions = head.env_actions  # the head's buffer (stable: its batch size is fixed)
         self._maybe_pending = True  # True whenever a stream may wait for its critic's first step
 
+    @property
+    def _calm_start(self) -> float:
+        """Where the running mean ``|delta|`` starts: at the calm actor step's target and the head's noise
+        calm target, whichever is larger, so neither scale acts before the critic's errors fall."""
+        return max(self.config.calm_target, self.head.noise_calm_target)
+
     # ------------------------------------------------------------------------------- wiring
     def _build_io(self, actor: SpikingNetwork, compiled: bool) -> None:
         batch, dims = self.num_streams, actor.in_features
@@ -309,8 +315,8 @@ class ReflectLearner:
         self.flags = np.zeros((4, batch), dtype=bool)  # rows: terminated, done, critic pending, all True
         self.reward, self.delta, self.values = self.numbers[REWARD], self.numbers[DELTA], self.numbers[VALUES]
         self.baseline = self.numbers[BASELINE, :1]  # the running reward mean of the reward-baseline learner
-        self.td_average = self.numbers[TD_AVERAGE, :1]  # the running mean |delta| of the calm actor step
-        self.td_average[0] = self.config.calm_target  # starts calm-neutral: scale 1 until errors fall
+        self.td_average = self.numbers[TD_AVERAGE, :1]  # the running mean |delta| (calm step and noise)
+        self.td_average[0] = self._calm_start  # starts calm-neutral: scale 1 until errors fall
         self.entropy_coef = self.numbers[ENTROPY_COEF, :1]  # adapted under an entropy target
         self.entropy_coef[0] = self.config.initial_entropy_coef
         self.terminated, self.done = self.flags[TERMINATED], self.flags[DONE]
@@ -462,7 +468,7 @@ class ReflectLearner:
             raise RuntimeError("act() was called twice without observe(): call observe(...) after each act()")
         self.raw[...] = obs
         deterministic = not learning and self.frozen_deterministic
-        self.head.draw(deterministic)
+        self.head.draw(deterministic, float(self.td_average[0]))
         if learning and self._maybe_pending:  # a stream's critic waits for its episode's first step
             status = self._act_pending(learning, deterministic)
             self._maybe_pending = False
@@ -636,7 +642,7 @@ class ReflectLearner:
         self.critic_pending[:] = state["critic_pending"].numpy()
         self.baseline[0] = float(state["reward_baseline"])
         # a checkpoint from before the calm actor step: start calm-neutral, as a new learner does
-        self.td_average[0] = float(state.get("td_average", self.config.calm_target))
+        self.td_average[0] = float(state.get("td_average", self._calm_start))
         if self.config.entropy_target is not None:  # an adapted coefficient carries on where it was
             self.entropy_coef[0] = float(state.get("entropy_coef", self.config.initial_entropy_coef))
         self.head.set_rng_state(dict(state["head_rng"]))

@@ -11,8 +11,8 @@ statistics were built under its config. A resumed run may change only what leave
   ``learner.calm_steps``, ``learner.calm_floor``, ``learner.entropy_target``, ``learner.entropy_rate``,
   ``action.log_std_lr_scale``): how far each later
   update moves the weights, e.g. to anneal a run;
-* ``action.noise_correlation``: how long exploration keeps pushing one way (it changes what is drawn next,
-  nothing saved).
+* ``action.noise_correlation`` and ``action.noise_calm_target``: how long exploration keeps pushing one way
+  (they change what is drawn next, nothing saved).
 
 Everything else is fixed by the checkpoint: the network (its weights have that shape and were trained for
 that neuron model), ``learner.gamma``, ``learner.lam`` and ``learner.critic_lam`` (the saved traces and
@@ -53,6 +53,7 @@ RESUMABLE_KEYS = (
     "learner.baseline_rate",
     "action.log_std_lr_scale",
     "action.noise_correlation",
+    "action.noise_calm_target",
 )
 
 
