@@ -5,6 +5,7 @@ normalise observations and scale rewards online, and read episode statistics fro
 """
 
 from reflect.envs import memory_tasks as memory_tasks  # registers the reflect/ memory-task ids
+from reflect.envs.body_changes import BODY_CHANGES, change_body
 from reflect.envs.encoding import EncodeActions, EncodeObservations, encode_actions, encode_observations
 from reflect.envs.episode_stats import EpisodeRecord, read_episode_statistics
 from reflect.envs.errors import EnvSetupError, UnknownEnvironmentError, UnsupportedSpaceError
@@ -16,6 +17,7 @@ from reflect.envs.streams import StreamVectorEnv
 from reflect.envs.wrappers import NormalizeObservationStream, ScaleRewardStream
 
 __all__ = [
+    "BODY_CHANGES",
     "EncodeActions",
     "EncodeObservations",
     "EnvSetupError",
@@ -31,6 +33,7 @@ __all__ = [
     "StreamVectorEnv",
     "UnknownEnvironmentError",
     "UnsupportedSpaceError",
+    "change_body",
     "check_action_space",
     "check_observation_space",
     "check_spaces",

@@ -25,13 +25,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from reflect.agents import Reflect
 from reflect.checkpoints import load_checkpoint
-from reflect.envs import make_single_env
+from reflect.envs import BODY_CHANGES, change_body, make_single_env
 from reflect.runtime import ControlLoop, GymControl, LoopReport
 
 
@@ -46,26 +45,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate-hz", type=float, default=500.0, help="control rate (default: %(default)s)")
     parser.add_argument("--before", type=int, default=5, help="episodes before the change (default: 5)")
     parser.add_argument("--after", type=int, default=150, help="episodes after the change (default: 150)")
-    parser.add_argument("--change", choices=["gear", "mass"], default="gear",
+    parser.add_argument("--change", choices=BODY_CHANGES, default="gear",
                         help="what changes: the motor's gear or the pole's mass (default: gear)")
     parser.add_argument("--factor", type=float, default=0.05,
                         help="multiply it by this (default: 0.05, a motor at 5%% of its strength)")
     parser.add_argument("--compare-frozen", action="store_true", help="also run a frozen copy through it")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
-
-
-def change_robot(env: Any, what: str, factor: float) -> str:
-    """Change the simulated robot in place; returns a description."""
-    model = env.unwrapped.model
-    if what == "gear":
-        before = float(model.actuator_gear[0, 0])
-        model.actuator_gear[0, 0] = before * factor
-        return f"motor gear {before:g} -> {model.actuator_gear[0, 0]:g}"
-    body = model.nbody - 1  # the last body: the pole of InvertedPendulum, the tip of most chains
-    before = float(model.body_mass[body])
-    model.body_mass[body] = before * factor
-    return f"mass of body '{model.body(body).name}' {before:.2f} -> {model.body_mass[body]:.2f} kg"
 
 
 def run_through_change(
@@ -84,7 +70,7 @@ def run_through_change(
         print(f"[{label}] episode {len(returns):>3} ({phase} the change)  return {episode_return:7.1f}  "
               f"length {length}", flush=True)
         if len(returns) == args.before:
-            print(f"[{label}] --- changing the robot: {change_robot(env, args.change, args.factor)} ---")
+            print(f"[{label}] --- changing the robot: {change_body(env, args.change, args.factor)} ---")
         if len(returns) == args.before + args.after:
             loop.stop()
 
