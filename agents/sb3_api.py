@@ -205,6 +205,6 @@ class SB3API:
         logger.record("time/fps", int((self.num_timesteps - self._learn_start_steps) / elapsed))
         logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         if self.learner.stats.steps:
-            for name, value in self.learner.stats.pop().items():
+            for name, value in self.learner.pop_diagnostics().items():
                 logger.record(f"train/{name}", value)
         logger.dump(step=self.num_timesteps)

@@ -159,6 +159,30 @@ def test_the_learner_starts_its_error_average_at_the_noise_calm_target() -> None
     assert agent.head.correlation == pytest.approx(0.9 * 0.06 / 0.3)
 
 
+def test_the_logs_show_the_spread_and_the_current_noise_correlation(tmp_path: object) -> None:
+    from stable_baselines3.common.logger import configure
+
+    config = {"network": {"hidden": [16]}, "action": {"noise_correlation": 0.9, "noise_calm_target": 2.0}}
+    agent = Reflect(ContinuousCueEnv(), config, seed=0)
+    agent.set_logger(configure(str(tmp_path), ["csv"]))
+    agent.learn(400, log_interval=200)
+    rows = (tmp_path / "progress.csv").read_text().splitlines()  # type: ignore[operator]
+    header, last = rows[0].split(","), dict(zip(rows[0].split(","), rows[-1].split(","), strict=True))
+    assert {"train/std", "train/noise_correlation", "train/td_error"} <= set(header)
+    assert float(last["train/std"]) == pytest.approx(float(np.exp(agent.head.log_std_np).mean()), rel=1e-6)
+    logged = float(last["train/noise_correlation"])
+    assert logged == float(agent.head.correlation)  # the last draw's (set by the mean one step before)
+    assert logged == pytest.approx(0.9 * float(agent.learner.td_average[0]) / 2.0, rel=1e-2)
+    assert 0.0 < float(last["train/noise_correlation"]) < 0.9  # the errors fell below T: the schedule acted
+    assert agent.learner.pop_diagnostics()["noise_correlation"] == float(agent.head.correlation)
+    white = Reflect(ContinuousCueEnv(), {"network": {"hidden": [16]}}, seed=0)
+    white.learn(50)
+    assert white.learner.pop_diagnostics()["noise_correlation"] == 0.0  # negative control: white noise
+    discrete = Reflect("CartPole-v1", {"network": {"hidden": [16]}}, seed=0)
+    discrete.learn(50)
+    assert "std" not in discrete.learner.pop_diagnostics()  # a categorical head has no spread
+
+
 def test_unbounded_dimensions_pass_through_and_log_std_stays_in_bounds() -> None:
     head = GaussianHead(2, [-1.0, -np.inf], [1.0, np.inf], log_std_bounds=(-2.0, 0.5), seed=0)
     env = head.to_env(np.array([[3.0, 7.5]]))

@@ -22,6 +22,8 @@ For everyone else: ``sample(o, deterministic)``, ``to_env(actions)``, ``score(o,
 Gaussian log-std, ``[P]``) and their score (``[B, P]``); they get an eligibility trace and the actor's
 bounded step times ``extra_lr_scale``; ``None`` when the head has none.
 
+``diagnostics()``: the head's scalars for the logs (TensorBoard ``train/<name>``).
+
 ``CategoricalHead`` serves ``Discrete`` actions, ``GaussianHead`` ``Box`` actions.
 """
 
@@ -95,6 +97,8 @@ class PolicyHead(Protocol):
 
     def spawn(self, seed: int | None) -> PolicyHead: ...
 
+    def diagnostics(self) -> dict[str, float]: ...
+
 
 class CategoricalHead:
     """Softmax over ``num_actions`` logits (``gymnasium.spaces.Discrete``)::
@@ -163,6 +167,10 @@ class CategoricalHead:
 
     def compiled_handle(self) -> tuple[Any, ...]:
         return (self._uniform, self._actions, self._row, self._score)
+
+    def diagnostics(self) -> dict[str, float]:
+        """Nothing beyond the learner's statistics: the policy's entropy is logged there."""
+        return {}
 
     def spawn(self, seed: int | None) -> CategoricalHead:
         """A head with the same actions but its own random stream and buffers."""
@@ -408,6 +416,12 @@ class GaussianHead:
             log_std_lr_scale=self.extra_lr_scale, noise_correlation=self.noise_correlation,
             noise_calm_target=self.noise_calm_target, seed=seed, log_std=self.log_std,
         )
+
+    def diagnostics(self) -> dict[str, float]:
+        """``std``: the mean of ``sigma`` over the action dimensions (stable-baselines3's ``train/std``);
+        ``noise_correlation``: the correlation of the last noise draw (``beta``, or ``beta * min(1, ebar /
+        T)`` under ``noise_calm_target``)."""
+        return {"std": float(np.mean(self.std())), "noise_correlation": float(self.correlation)}
 
     def std(self) -> np.ndarray:
         """``sigma = exp(log_std)`` ``[A]`` (after clipping ``log_std`` into its bounds)."""

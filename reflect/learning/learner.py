@@ -149,6 +149,8 @@ class Learner(Protocol):
 
     def pop_spike_rates(self, steps: int) -> dict[str, float]: ...
 
+    def pop_diagnostics(self) -> dict[str, float]: ...
+
     def layer_names(self) -> list[str]: ...
 
     def policy_step(self, engine: TraceEngine, head: PolicyHead) -> tuple[np.ndarray, Callable[[bool], int]]:
@@ -594,6 +596,12 @@ class ReflectLearner:
     def track_spikes(self, enabled: bool = True) -> None:
         """Accumulate spike counts per layer at every :meth:`act` (read with :meth:`pop_spike_rates`)."""
         self.spike_sums = [s.new_zeros(s.shape) for s in self._spike_sources()] if enabled else []
+
+    def pop_diagnostics(self) -> dict[str, float]:
+        """The learning statistics since the last call (:meth:`LearnerStats.pop`, cleared) and the head's
+        current scalars (:meth:`PolicyHead.diagnostics`: for a Gaussian head ``std`` and
+        ``noise_correlation``), logged as ``train/<name>``."""
+        return {**self.stats.pop(), **self.head.diagnostics()}
 
     def pop_spike_rates(self, steps: int) -> dict[str, float]:
         """Mean firing probability per layer over the last ``steps`` acts; clears the counts."""

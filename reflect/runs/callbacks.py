@@ -298,7 +298,8 @@ class EpisodeCsvCallback(ReflectCallback):
 
 class TensorBoardCallback(_Periodic):
     """SB3-named scalars (``rollout/ep_rew_mean``, ``time/fps``, ...), learning diagnostics
-    (``train/td_error``, ``train/trace_norm``, ``train/step_size``) and ``snn/spike_rate/<layer>``."""
+    (``train/td_error``, ``train/trace_norm``, ``train/step_size``, ...; a Gaussian head adds ``train/std``
+    and ``train/noise_correlation``) and ``snn/spike_rate/<layer>``."""
 
     def __init__(self, writer: Any, every: int) -> None:
         super().__init__(every)
@@ -320,7 +321,7 @@ class TensorBoardCallback(_Periodic):
         write("time/fps", (step - self.last_steps) / max(now - self.last_time, 1e-9), step)
         learner = self.model.learner
         acts = learner.stats.steps
-        for name, value in learner.stats.pop().items():
+        for name, value in learner.pop_diagnostics().items():
             write(f"train/{name}", value, step)
         for name, rate in learner.pop_spike_rates(acts).items():
             write(f"snn/spike_rate/{name}", rate, step)
