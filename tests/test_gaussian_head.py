@@ -235,6 +235,55 @@ def test_agent_learns_a_continuous_cue_task(low: float, high: float) -> None:
     assert (agent.head.log_std.numpy() < -1.0).all()  # it became more certain
 
 
+def _with_decay(decay: float) -> dict:
+    return {**CUE, "learner": {"entropy_coef": 0.0, "actor_readout_decay": decay}}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("decay", [0.0, 0.01])
+def test_actor_readout_decay_shrinks_the_readout_after_each_update(backend: str, decay: float) -> None:
+    if backend == "numba":
+        pytest.importorskip("numba")
+    env = ContinuousCueEnv()
+    plain = Reflect(ContinuousCueEnv(), CUE, seed=0, backend=backend)
+    decayed = Reflect(ContinuousCueEnv(), _with_decay(decay), seed=0, backend=backend)
+    initial = plain.actor.readout.packed.detach().clone()
+    for agent in (plain, decayed):  # one step each, the same draw: the same update, then the decay
+        obs, _ = env.reset(seed=0)
+        agent.act(obs)
+        agent.observe(-1.0, True, False, obs)
+    readout, reference = decayed.actor.readout, plain.actor.readout
+    assert not torch.equal(reference.packed, initial)  # the step did update the readout
+    torch.testing.assert_close(readout.weight, reference.weight * (1.0 - decay), rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(readout.bias, reference.bias * (1.0 - decay), rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(decayed.actor.layers[0].weight, plain.actor.layers[0].weight)  # readout only
+
+
+def test_actor_readout_decay_frees_a_policy_frozen_at_its_action_bound() -> None:
+    """A readout bias of 8 puts both actions at the top of their range whatever the noise draws: every
+    episode pays the same, the critic learns it, and the TD-error-gated update stops for good (the negative
+    control, no decay, learns nothing in 6,000 steps). The decay pulls the mean back into the range, where
+    the draws differ again and the task is learned."""
+    pytest.importorskip("numba")
+    env = ContinuousCueEnv()
+    errors = {}
+    for decay in (0.0, 1e-3):
+        agent = Reflect(ContinuousCueEnv(), _with_decay(decay), seed=0, backend="numba")
+        with torch.no_grad():
+            agent.actor.readout.bias.fill_(8.0)
+        assert _cue_error(agent, env) > 2.0  # frozen at the bound
+        agent.learn(6000)
+        errors[decay] = _cue_error(agent, env)
+    assert errors[0.0] > 2.0
+    assert errors[1e-3] < 0.02
+
+
+def test_bad_actor_readout_decay_is_named() -> None:
+    message = r"actor_readout_decay must be in \[0, 1\) \(0 turns it off\), got 1.5"
+    with pytest.raises(ValueError, match=message):
+        Reflect(ContinuousCueEnv(), {"learner": {"actor_readout_decay": 1.5}}, seed=0)
+
+
 def test_log_std_step_scale_slows_the_log_std() -> None:
     fast = Reflect(ContinuousCueEnv(), CUE, seed=0).learn(300)
     slow = Reflect(ContinuousCueEnv(), {**CUE, "action": {"log_std_lr_scale": 0.01}}, seed=0).learn(300)

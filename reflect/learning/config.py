@@ -39,6 +39,11 @@ class LearnerConfig:
             ``entropy_coef``). A softmax over ``A`` actions has at most ``log A`` nats; a Gaussian
             ``sum(log_std) + A (1 + log 2 pi) / 2``, which only a learned ``log_std`` changes.
         entropy_rate: the step of ``log c`` per nat of entropy error (with ``entropy_target`` only).
+        actor_readout_decay: ``d``, a decoupled weight decay of the actor's readout (its weights and bias,
+            ``W_out <- (1 - d) W_out`` after every learning step; 0 = off). It pulls the policy's output
+            toward zero whatever the TD error, the one force left on a tanh-squashed Gaussian policy whose
+            mean has run past its action bound: there every draw gives the same action, the critic
+            predicts every episode exactly, and the TD-error-gated update stops for good.
     """
 
     gamma: float = 0.99
@@ -56,6 +61,7 @@ class LearnerConfig:
     calm_floor: float = 0.0
     entropy_target: float | None = None
     entropy_rate: float = 0.001
+    actor_readout_decay: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("gamma", "lam", "critic_lam"):
@@ -80,6 +86,9 @@ class LearnerConfig:
             raise ValueError(f"calm_floor must be in [0, 1], got {self.calm_floor}")
         if self.calm_steps < 1:
             raise ValueError(f"calm_steps must be >= 1, got {self.calm_steps}")
+        if not 0.0 <= self.actor_readout_decay < 1.0:
+            raise ValueError(f"actor_readout_decay must be in [0, 1) (0 turns it off), got "
+                             f"{self.actor_readout_decay}")
         if not self.entropy_rate > 0.0:
             raise ValueError(f"entropy_rate must be > 0, got {self.entropy_rate}")
         if self.entropy_target is not None and not math.isfinite(self.entropy_target):

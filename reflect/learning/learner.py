@@ -293,6 +293,11 @@ class ReflectLearner:
         self._bind_steps()
         self._env_actions = head.env_actions  # the head's buffer (stable: its batch size is fixed)
         self._maybe_pending = True  # True whenever a stream may wait for its critic's first step
+        # the actor readout's weights and bias (one packed array, shared with every backend's kernels)
+        self._readout_keep = 1.0 - config.actor_readout_decay
+        self._decayed_readout: np.ndarray | None = (
+            actor.readout.packed.numpy() if config.actor_readout_decay > 0.0 else None
+        )
 
     @property
     def _calm_start(self) -> float:
@@ -534,6 +539,8 @@ class ReflectLearner:
         if status != OK:
             raise self._error(status)
         self.awaiting_observe = False
+        if self._decayed_readout is not None:
+            self._decay_readout(self._decayed_readout)
         if done:
             self._maybe_pending = True
         return float(self.delta[0])
@@ -547,7 +554,14 @@ class ReflectLearner:
         if status != OK:
             raise self._error(status)
         self.awaiting_observe = False
+        if self._decayed_readout is not None:
+            self._decay_readout(self._decayed_readout)
         self._maybe_pending = self._maybe_pending or bool(self.done.any())
+
+    def _decay_readout(self, packed: np.ndarray) -> None:
+        """``learner.actor_readout_decay`` ``d``: ``W_out <- (1 - d) W_out``, ``b_out <- (1 - d) b_out``
+        (``packed``: the readout's weights and bias), in place."""
+        np.multiply(packed, self._readout_keep, out=packed)
 
     def _error(self, status: int) -> Exception:
         if status == BAD_OBSERVATION:
