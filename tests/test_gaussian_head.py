@@ -235,18 +235,20 @@ def test_agent_learns_a_continuous_cue_task(low: float, high: float) -> None:
     assert (agent.head.log_std.numpy() < -1.0).all()  # it became more certain
 
 
-def _with_decay(decay: float) -> dict:
-    return {**CUE, "learner": {"entropy_coef": 0.0, "actor_readout_decay": decay}}
+def _with_decay(decay: float, gate: float = 0.9) -> dict:
+    return {**CUE, "learner": {"entropy_coef": 0.0, "actor_readout_decay": decay, "readout_decay_gate": gate}}
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize("decay", [0.0, 0.01])
-def test_actor_readout_decay_shrinks_the_readout_after_each_update(backend: str, decay: float) -> None:
+@pytest.mark.parametrize(("decay", "gate", "applied"), [(0.01, 0.0, 0.01), (0.01, 0.9, 0.0), (0.0, 0.0, 0.0)])
+def test_actor_readout_decay_shrinks_the_readout_after_each_update(backend: str, decay: float, gate: float,
+                                                                    applied: float) -> None:
+    """Gate 0: every step decays; gate 0.9: a policy whose draws are not at their bound is left alone."""
     if backend == "numba":
         pytest.importorskip("numba")
     env = ContinuousCueEnv()
     plain = Reflect(ContinuousCueEnv(), CUE, seed=0, backend=backend)
-    decayed = Reflect(ContinuousCueEnv(), _with_decay(decay), seed=0, backend=backend)
+    decayed = Reflect(ContinuousCueEnv(), _with_decay(decay, gate), seed=0, backend=backend)
     initial = plain.actor.readout.packed.detach().clone()
     for agent in (plain, decayed):  # one step each, the same draw: the same update, then the decay
         obs, _ = env.reset(seed=0)
@@ -254,8 +256,9 @@ def test_actor_readout_decay_shrinks_the_readout_after_each_update(backend: str,
         agent.observe(-1.0, True, False, obs)
     readout, reference = decayed.actor.readout, plain.actor.readout
     assert not torch.equal(reference.packed, initial)  # the step did update the readout
-    torch.testing.assert_close(readout.weight, reference.weight * (1.0 - decay), rtol=1e-6, atol=0.0)
-    torch.testing.assert_close(readout.bias, reference.bias * (1.0 - decay), rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(readout.weight, reference.weight * (1.0 - applied), rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(readout.bias, reference.bias * (1.0 - applied), rtol=1e-6, atol=0.0)
+    assert decayed.learner.readout_saturation < 0.01  # the untrained policy's draws are not at the bound
     torch.testing.assert_close(decayed.actor.layers[0].weight, plain.actor.layers[0].weight)  # readout only
 
 
@@ -297,9 +300,12 @@ def test_fixed_log_std_is_not_learned() -> None:
     assert torch.equal(agent.head.log_std, torch.full((2,), -1.0, dtype=torch.float64))
 
 
-@pytest.mark.parametrize(("beta", "calm"), [(0.0, 0.0), (0.9, 0.0), (0.9, 0.3)])
-def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object, beta: float, calm: float) -> None:
-    config = {"network": {"hidden": [16]}, "action": {"noise_correlation": beta, "noise_calm_target": calm}}
+@pytest.mark.parametrize(("beta", "calm", "decay"), [(0.0, 0.0, 0.0), (0.9, 0.0, 0.0), (0.9, 0.3, 0.0),
+                                                    (0.0, 0.0, 0.001)])
+def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object, beta: float, calm: float,
+                                                          decay: float) -> None:
+    config = {"network": {"hidden": [16]}, "action": {"noise_correlation": beta, "noise_calm_target": calm},
+              "learner": {"actor_readout_decay": decay, "readout_decay_gate": 0.2}}
     agent = Reflect("Pendulum-v1", config, seed=3)
     agent.learn(300)
     path = agent.save(tmp_path / "pendulum")  # type: ignore[operator]
@@ -307,6 +313,7 @@ def test_gaussian_agent_resumes_exactly_from_a_checkpoint(tmp_path: object, beta
     resumed = Reflect.load(path)
     resumed.learn(300)
     assert torch.equal(resumed.head.log_std, agent.head.log_std)
+    assert resumed.learner.readout_saturation == agent.learner.readout_saturation  # the decay's gate
     for ours, theirs in zip(resumed.actor.parameters(), agent.actor.parameters(), strict=True):
         assert torch.equal(ours, theirs)
     if beta:  # negative control: the carried noise is part of the state (restarted, the run differs)

@@ -18,7 +18,7 @@ to ``--total-steps`` steps in total; given a run folder, it takes the newest che
 ``eval_every``, ``eval_episodes``, ``checkpoint_every``, ``log_every``) and the step sizes
 (``learner.actor_lr``, ``critic_lr``, ``actor_kappa``, ``critic_kappa``, ``entropy_coef``,
 ``baseline_rate``, ``calm_*``, ``entropy_target``, ``entropy_rate``, ``actor_readout_decay``,
-``action.log_std_lr_scale``) and the exploration noise (``action.noise_correlation``,
+``readout_decay_gate``, ``action.log_std_lr_scale``) and the exploration noise (``action.noise_correlation``,
 ``noise_calm_target``); a line names each change. Any other setting is fixed by the checkpoint's state
 (the network's shape and neuron model, gamma and lambda, normalisation, the number of streams, the env):
 changing one is an error.

@@ -24,6 +24,9 @@ white noise averages away. With a calm target ``T > 0`` the correlation follows 
 
 so the noise turns white as the critic's errors fall below ``T`` (the task is learned: long pushes only
 cost return) and correlated again when they grow (the task changed: explore).
+
+A draw is *saturated* when its squashed action lies within 4% of the bound (``|tanh(u)| > 0.96``): the
+learner's readout decay watches the running share of saturated draws (:mod:`reflect.learning.learner`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from reflect.formulas.td import calm_step_scale
 HALF_LOG_2PI_E = 0.5 * math.log(2.0 * math.pi * math.e)
 TANH, CLIP = 0, 1
 SQUASH_CODES = {"tanh": TANH, "clip": CLIP}
+SATURATED = 0.96  # a squashed action within 4% of its bound counts as saturated
+SATURATED_TANH_U = math.atanh(SATURATED)
 
 
 def pre_squash(mu, std, noise):
@@ -58,6 +63,12 @@ def calm_correlation(correlation, td_average, target):
 def squash(u, center, scale, squash_code):
     """The action in the bounds of a bounded dimension."""
     return center + scale * (tanh(u) if squash_code == TANH else clip(u, -1.0, 1.0))
+
+
+def saturated(u, squash_code):
+    """Whether the squashed action lies within 4% of its bound: ``|tanh(u)| > 0.96`` (tanh) or
+    ``|u| > 0.96`` (clip)."""
+    return abs(u) > (SATURATED_TANH_U if squash_code == TANH else SATURATED)
 
 
 def mean_score(u, mu, inv_var):

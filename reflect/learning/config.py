@@ -40,10 +40,14 @@ class LearnerConfig:
             ``sum(log_std) + A (1 + log 2 pi) / 2``, which only a learned ``log_std`` changes.
         entropy_rate: the step of ``log c`` per nat of entropy error (with ``entropy_target`` only).
         actor_readout_decay: ``d``, a decoupled weight decay of the actor's readout (its weights and bias,
-            ``W_out <- (1 - d) W_out`` after every learning step; 0 = off). It pulls the policy's output
-            toward zero whatever the TD error, the one force left on a tanh-squashed Gaussian policy whose
-            mean has run past its action bound: there every draw gives the same action, the critic
-            predicts every episode exactly, and the TD-error-gated update stops for good.
+            ``W_out <- (1 - d) W_out`` after a learning step; 0 = off), while the running share of
+            saturated action draws is at least ``readout_decay_gate``. It pulls the policy's output toward
+            zero whatever the TD error, the one force left on a tanh-squashed Gaussian policy whose mean
+            has run past its action bound: there every draw gives the same action, the critic predicts
+            every episode exactly, and the TD-error-gated update stops for good.
+        readout_decay_gate: ``g`` in ``[0, 1)``: the decay acts only while the running mean (over about
+            100 steps) of the share of draws within 4% of their action bound is at least ``g`` (0.9: only a
+            policy stuck at its bound; 0: at every step). A categorical head never saturates.
     """
 
     gamma: float = 0.99
@@ -62,6 +66,7 @@ class LearnerConfig:
     entropy_target: float | None = None
     entropy_rate: float = 0.001
     actor_readout_decay: float = 0.0
+    readout_decay_gate: float = 0.9
 
     def __post_init__(self) -> None:
         for name in ("gamma", "lam", "critic_lam"):
@@ -86,6 +91,9 @@ class LearnerConfig:
             raise ValueError(f"calm_floor must be in [0, 1], got {self.calm_floor}")
         if self.calm_steps < 1:
             raise ValueError(f"calm_steps must be >= 1, got {self.calm_steps}")
+        if not 0.0 <= self.readout_decay_gate < 1.0:
+            raise ValueError(f"readout_decay_gate must be in [0, 1) (0: decay at every step), got "
+                             f"{self.readout_decay_gate}")
         if not 0.0 <= self.actor_readout_decay < 1.0:
             raise ValueError(f"actor_readout_decay must be in [0, 1) (0 turns it off), got "
                              f"{self.actor_readout_decay}")

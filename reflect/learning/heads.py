@@ -22,7 +22,8 @@ For everyone else: ``sample(o, deterministic)``, ``to_env(actions)``, ``score(o,
 Gaussian log-std, ``[P]``) and their score (``[B, P]``); they get an eligibility trace and the actor's
 bounded step times ``extra_lr_scale``; ``None`` when the head has none.
 
-``diagnostics()``: the head's scalars for the logs (TensorBoard ``train/<name>``).
+``diagnostics()``: the head's scalars for the logs (TensorBoard ``train/<name>``);
+``saturated_share()``: the share of the last draw's actions at their bound.
 
 ``CategoricalHead`` serves ``Discrete`` actions, ``GaussianHead`` ``Box`` actions.
 """
@@ -99,6 +100,8 @@ class PolicyHead(Protocol):
 
     def diagnostics(self) -> dict[str, float]: ...
 
+    def saturated_share(self) -> float: ...
+
 
 class CategoricalHead:
     """Softmax over ``num_actions`` logits (``gymnasium.spaces.Discrete``)::
@@ -171,6 +174,10 @@ class CategoricalHead:
     def diagnostics(self) -> dict[str, float]:
         """Nothing beyond the learner's statistics: the policy's entropy is logged there."""
         return {}
+
+    def saturated_share(self) -> float:
+        """0: a softmax has no bound to run into."""
+        return 0.0
 
     def spawn(self, seed: int | None) -> CategoricalHead:
         """A head with the same actions but its own random stream and buffers."""
@@ -422,6 +429,14 @@ class GaussianHead:
         ``noise_correlation``: the correlation of the last noise draw (``beta``, or ``beta * min(1, ebar /
         T)`` under ``noise_calm_target``)."""
         return {"std": float(np.mean(self.std())), "noise_correlation": float(self.correlation)}
+
+    def saturated_share(self) -> float:
+        """The share of the last draw's bounded action dimensions (over streams) that lie within 4% of
+        their bound (:func:`reflect.formulas.gaussian.saturated`); 0 with no bounded dimension."""
+        if not self.bounded.any():
+            return 0.0
+        raw = self._raw if self.bounded.all() else self._raw[:, self.bounded]
+        return float(gaussian.saturated(raw, self.squash_code).mean())
 
     def std(self) -> np.ndarray:
         """``sigma = exp(log_std)`` ``[A]`` (after clipping ``log_std`` into its bounds)."""

@@ -74,6 +74,8 @@ from reflect.traces.backends import BackendChoice, select_backend
 from reflect.traces.compiled_backend import network_kernels
 from reflect.traces.engine import TraceEngine, engine_spec
 
+SATURATION_RATE = 0.01  # the readout decay's running share of saturated draws spans about 100 steps
+
 
 class LearnerStats:
     """Running sums of the per-step learning diagnostics (summed by the REFLECT step itself into
@@ -295,6 +297,7 @@ class ReflectLearner:
         self._maybe_pending = True  # True whenever a stream may wait for its critic's first step
         # the actor readout's weights and bias (one packed array, shared with every backend's kernels)
         self._readout_keep = 1.0 - config.actor_readout_decay
+        self.readout_saturation = 0.0  # running share of draws at their action bound (the decay's gate)
         self._decayed_readout: np.ndarray | None = (
             actor.readout.packed.numpy() if config.actor_readout_decay > 0.0 else None
         )
@@ -559,9 +562,13 @@ class ReflectLearner:
         self._maybe_pending = self._maybe_pending or bool(self.done.any())
 
     def _decay_readout(self, packed: np.ndarray) -> None:
-        """``learner.actor_readout_decay`` ``d``: ``W_out <- (1 - d) W_out``, ``b_out <- (1 - d) b_out``
-        (``packed``: the readout's weights and bias), in place."""
-        np.multiply(packed, self._readout_keep, out=packed)
+        """``learner.actor_readout_decay`` ``d``: ``S <- S + (share - S) / 100`` for the share of this
+        step's draws at their action bound, then, while ``S >= learner.readout_decay_gate``,
+        ``W_out <- (1 - d) W_out`` and ``b_out <- (1 - d) b_out`` (``packed``: the readout's weights and
+        bias), in place."""
+        self.readout_saturation += (self.head.saturated_share() - self.readout_saturation) * SATURATION_RATE
+        if self.readout_saturation >= self.config.readout_decay_gate:
+            np.multiply(packed, self._readout_keep, out=packed)
 
     def _error(self, status: int) -> Exception:
         if status == BAD_OBSERVATION:
@@ -639,6 +646,7 @@ class ReflectLearner:
             "reward_baseline": float(self.baseline[0]),
             "td_average": float(self.td_average[0]),
             "entropy_coef": float(self.entropy_coef[0]),
+            "readout_saturation": self.readout_saturation,
             "head_rng": self.head.rng_state(),
             "head_noise": torch.from_numpy(self.head.carried_noise()),
         }
@@ -665,6 +673,7 @@ class ReflectLearner:
         self.baseline[0] = float(state["reward_baseline"])
         # a checkpoint from before the calm actor step: start calm-neutral, as a new learner does
         self.td_average[0] = float(state.get("td_average", self._calm_start))
+        self.readout_saturation = float(state.get("readout_saturation", 0.0))
         if self.config.entropy_target is not None:  # an adapted coefficient carries on where it was
             self.entropy_coef[0] = float(state.get("entropy_coef", self.config.initial_entropy_coef))
         self.head.set_rng_state(dict(state["head_rng"]))

@@ -9,8 +9,8 @@ statistics were built under its config. A resumed run may change only what leave
 * the step sizes (``learner.actor_lr``, ``learner.critic_lr``, ``learner.actor_kappa``,
   ``learner.critic_kappa``, ``learner.entropy_coef``, ``learner.baseline_rate``, ``learner.calm_target``,
   ``learner.calm_steps``, ``learner.calm_floor``, ``learner.entropy_target``, ``learner.entropy_rate``,
-  ``learner.actor_readout_decay``, ``action.log_std_lr_scale``): how far each later
-  update moves the weights, e.g. to anneal a run;
+  ``learner.actor_readout_decay``, ``learner.readout_decay_gate``, ``action.log_std_lr_scale``): how far
+  each later update moves the weights, e.g. to anneal a run;
 * ``action.noise_correlation`` and ``action.noise_calm_target``: how long exploration keeps pushing one way
   (they change what is drawn next, nothing saved).
 
@@ -52,6 +52,7 @@ RESUMABLE_KEYS = (
     "learner.entropy_rate",
     "learner.baseline_rate",
     "learner.actor_readout_decay",
+    "learner.readout_decay_gate",
     "action.log_std_lr_scale",
     "action.noise_correlation",
     "action.noise_calm_target",
