@@ -31,6 +31,7 @@ import torch
 from reflect.agents import Reflect
 from reflect.agents.config import load_reflect_config
 from reflect.envs import BODY_CHANGES, change_body, make_single_env
+from reflect.runs.evaluation import EVAL_SEED_OFFSET, run_episodes
 
 GOALS = {"InvertedPendulum-v5": 1000.0, "InvertedDoublePendulum-v5": 9000.0}
 CHUNK = 100  # learning steps between looks at the finished episodes
@@ -49,19 +50,9 @@ def frozen_return(agent: Reflect, env_id: str, change: str, factor: float, episo
     """Mean return of ``episodes`` deterministic episodes of ``agent``'s current policy on a changed robot."""
     env = make_single_env(env_id)
     change_body(env, change, factor)
-    policy = agent.policy()
-    returns = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=10_000 + k)
-        policy.reset()
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy.act(obs[None])[0])
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+    result = run_episodes(agent.policy(), env, episodes, EVAL_SEED_OFFSET)
     env.close()
-    return float(np.mean(returns))
+    return result.mean_return
 
 
 def run_seed(args: argparse.Namespace, seed: int) -> Recovery:
