@@ -281,10 +281,13 @@ def test_actor_readout_decay_frees_a_policy_frozen_at_its_action_bound() -> None
     assert errors[1e-3] < 0.02
 
 
-def test_bad_actor_readout_decay_is_named() -> None:
-    message = r"actor_readout_decay must be in \[0, 1\) \(0 turns it off\), got 1.5"
+@pytest.mark.parametrize(("key", "message"), [
+    ("actor_readout_decay", r"actor_readout_decay must be in \[0, 1\) \(0 turns it off\), got 1.5"),
+    ("readout_decay_gate", r"readout_decay_gate must be in \[0, 1\) \(0: decay at every step\), got 1.5"),
+])
+def test_bad_actor_readout_decay_is_named(key: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Reflect(ContinuousCueEnv(), {"learner": {"actor_readout_decay": 1.5}}, seed=0)
+        Reflect(ContinuousCueEnv(), {"learner": {key: 1.5}}, seed=0)
 
 
 def test_log_std_step_scale_slows_the_log_std() -> None:

@@ -295,9 +295,9 @@ class ReflectLearner:
         self._bind_steps()
         self._env_actions = head.env_actions  # the head's buffer (stable: its batch size is fixed)
         self._maybe_pending = True  # True whenever a stream may wait for its critic's first step
-        # the actor readout's weights and bias (one packed array, shared with every backend's kernels)
         self._readout_keep = 1.0 - config.actor_readout_decay
         self.readout_saturation = 0.0  # running share of draws at their action bound (the decay's gate)
+        # the actor readout's weights and bias (one packed array, shared with every backend's kernels)
         self._decayed_readout: np.ndarray | None = (
             actor.readout.packed.numpy() if config.actor_readout_decay > 0.0 else None
         )
