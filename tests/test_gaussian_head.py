@@ -358,11 +358,13 @@ def test_act_and_observe_do_not_grow_memory_after_warm_up() -> None:
             agent.act(obs)
             agent.observe(-1.0, False, False, obs)
 
+    # The warm-up runs under tracing: the interpreter's free lists of floats and small objects
+    # fill once (about 68 KB within the first 250 traced steps) and then stay; that is not growth.
     steps(200)
     tracemalloc.start()
-    steps(100)
+    steps(500)
     after_warm_up, _ = tracemalloc.get_traced_memory()
-    steps(2000)
+    steps(1000)
     after_more, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert after_more - after_warm_up < 4096, "act/observe keep allocating memory per step"
+    assert after_more - after_warm_up < 2048, "act/observe keep allocating memory per step"
