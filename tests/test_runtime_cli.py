@@ -61,6 +61,21 @@ def test_frozen_run_saves_nothing(checkpoint: Path, capsys: pytest.CaptureFixtur
     assert "3 ticks at 50 Hz" in capsys.readouterr().out  # by default the env's real-time rate
 
 
+def test_a_checkpoint_of_several_streams_runs_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trained = Reflect("CartPole-v1", {**SMALL, "train": {"num_envs": 2}}, seed=0).learn(100)
+    path = tmp_path / "two.pt"
+    trained.save(path)
+    code = main(["run", "--checkpoint", str(path), "--rate-hz", "2000", "--steps", "50", "--learn",
+                 "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    saved = load_checkpoint(tmp_path / "two_run.pt")
+    assert saved["num_envs"] == 1 and saved["num_timesteps"] == trained.num_timesteps + 50
+    # the statistics the two streams gathered went on: 100 observations then 50 of the one stream
+    assert saved["obs_normalizer"]["rms"]["count"] == 150
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

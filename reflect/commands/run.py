@@ -16,6 +16,8 @@ A location that cannot be written is refused before the loop starts; if the fina
 the agent goes to a folder reflect-rescue-* under the system's temporary directory, named in a warning
 (exit status 1).
 Without --duration or --steps the loop runs until one of them.
+A checkpoint trained on several streams (train.num_envs > 1) runs as one: the weights and statistics
+the streams share are loaded, and the one stream starts afresh (--learn saves a one-stream agent).
 """
 
 from __future__ import annotations
@@ -132,12 +134,6 @@ def _env_id(args: argparse.Namespace, payload: dict[str, Any]) -> str:
     env_id = args.env or saved
     if env_id is None:
         raise ValueError("the checkpoint does not name its environment: pass --env ENV_ID")
-    num_envs = int(payload.get("num_envs", 1))
-    if num_envs != 1:
-        raise ValueError(
-            f"the checkpoint's agent learns {num_envs} streams at once (train.num_envs={num_envs}); "
-            "reflect run drives one environment: use a checkpoint of a one-stream agent"
-        )
     return str(env_id)
 
 
