@@ -12,6 +12,7 @@ logger keys; ``predict`` is stateful (pass the network state back) and never lea
 from __future__ import annotations
 
 import time
+import warnings
 from collections import deque
 from typing import Any
 
@@ -80,7 +81,12 @@ class SB3API:
             obs, _ = self.env.reset(seed=self.seed)
         local: dict[str, Any] = {"total_timesteps": total_timesteps, "episodes": []}
         if callbacks is not None:
-            callbacks.init_callback(self)
+            with warnings.catch_warnings():
+                # EvalCallback warns when the eval env is not of the training env's class: in
+                # stable-baselines3 that means two VecNormalize statistics to sync. Here the
+                # statistics live in the agent and the evaluation uses them, so nothing is out of sync.
+                warnings.filterwarnings("ignore", "Training and eval env are not of the same type")
+                callbacks.init_callback(self)
             callbacks.on_training_start(local, {})
         self.start_time = time.time()
         self._learn_start_steps = self.num_timesteps

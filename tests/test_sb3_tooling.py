@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -45,7 +46,9 @@ def test_eval_callback_with_a_reward_threshold_stops_training(tmp_path: Path) ->
     stop = StopTrainingOnRewardThreshold(reward_threshold=5.0, verbose=0)  # any episode beats it
     evaluation = EvalCallback(Monitor(gym.make("CartPole-v1")), eval_freq=200, n_eval_episodes=2,
                               callback_on_new_best=stop, best_model_save_path=str(tmp_path), verbose=0)
-    agent.learn(5_000, callback=CallbackList([evaluation]))
+    with warnings.catch_warnings():  # the agent keeps its own statistics: no "not the same type" warning
+        warnings.filterwarnings("error", "Training and eval env are not of the same type")
+        agent.learn(5_000, callback=CallbackList([evaluation]))
     assert agent.num_timesteps == 200  # stopped at the first evaluation
     assert evaluation.best_mean_reward >= 5.0
     assert Reflect.load(tmp_path / "best_model").num_timesteps == 200  # saved as best_model.pt
