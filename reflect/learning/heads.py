@@ -305,6 +305,8 @@ class GaussianHead:
         self._bounds = np.array([lo, hi])
         self.low, self.high = low_arr, high_arr
         self.bounded = np.isfinite(low_arr) & np.isfinite(high_arr)
+        # the columns saturated_share reads: all of them (None, no copy) or the bounded ones
+        self._saturable = None if self.bounded.all() else np.flatnonzero(self.bounded)
         finite_low, finite_high = np.where(self.bounded, low_arr, -1.0), np.where(self.bounded, high_arr, 1.0)
         self.center = (finite_high + finite_low) / 2.0  # unbounded dimensions: center 0, scale 1
         self.scale = (finite_high - finite_low) / 2.0
@@ -433,10 +435,10 @@ class GaussianHead:
     def saturated_share(self) -> float:
         """The share of the last draw's bounded action dimensions (over streams) that lie within 4% of
         their bound (:func:`reflect.formulas.gaussian.saturated`); 0 with no bounded dimension."""
-        if not self.bounded.any():
+        raw = self._raw if self._saturable is None else self._raw[:, self._saturable]
+        if raw.size == 0:
             return 0.0
-        raw = self._raw if self.bounded.all() else self._raw[:, self.bounded]
-        return float(gaussian.saturated(raw, self.squash_code).mean())
+        return float(np.count_nonzero(gaussian.saturated(raw, self.squash_code))) / raw.size
 
     def std(self) -> np.ndarray:
         """``sigma = exp(log_std)`` ``[A]`` (after clipping ``log_std`` into its bounds)."""
