@@ -130,7 +130,8 @@ def test_a_bad_reward_fn_result_is_explained(returned: Any, message: str) -> Non
 
 def test_other_bad_settings(agent: Reflect, tmp_path: Any) -> None:
     two = Reflect("CartPole-v1", {**SMALL, "train": {"num_envs": 2}}, seed=0)
-    with pytest.raises(ValueError, match=r"drives one stream, but the agent has 2 \(train.num_envs=2\)"):
+    with pytest.raises(ValueError, match=r"drives one stream, but the agent has 2 \(train.num_envs=2\)"
+                                         r".*Reflect.load\(path, env="):
         ControlLoop(two, zeros, noop, reward, rate_hz=500)
     with pytest.raises(TypeError, match="agent has no act"):
         ControlLoop(object(), zeros, noop, reward, rate_hz=500)

@@ -168,7 +168,8 @@ class ControlLoop:
         if num_envs != 1:
             raise ValueError(
                 f"a control loop drives one stream, but the agent has {num_envs} "
-                f"(train.num_envs={num_envs}): build it with train.num_envs=1"
+                f"(train.num_envs={num_envs}): build it with train.num_envs=1, or load a trained one "
+                "as one stream with Reflect.load(path, env=<one gymnasium env>)"
             )
         _check_callable("read_observation", read_observation)
         _check_callable("apply_action", apply_action)
